@@ -1,0 +1,83 @@
+"""A named group of interchangeable backends and the one decision the router asks of it.
+
+``Pool.pick`` runs once per proxied request, synchronously, in the manner of httpcore's
+``_assign_requests_to_connections``: it reads state and the injected clock and returns a
+decision. It never calls ``begin()``; the router does, next to the ``finally`` that calls
+``end()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Container, Sequence
+
+from balancers.health import Health
+from balancers.state import BackendState
+from balancers.strategies import Strategy
+
+Clock = Callable[[], float]
+"""Monotonic seconds; injected so tests drive time by hand."""
+
+
+class Pool:
+    """Backends serving one model, and the strategy that chooses among them."""
+
+    __slots__ = ("backends", "clock", "name", "strategy")
+
+    def __init__(
+        self,
+        name: str,
+        strategy: Strategy,
+        backends: Sequence[BackendState],
+        *,
+        clock: Clock,
+    ) -> None:
+        if not backends:
+            raise ValueError(f"pool {name!r} has no backends")
+        names = [backend.name for backend in backends]
+        if len(set(names)) != len(names):
+            # Strategies such as Weighted keep per-backend state by name.
+            raise ValueError(f"pool {name!r} has duplicate backend names: {names}")
+        self.name = name
+        self.strategy = strategy
+        self.backends = tuple(backends)
+        self.clock = clock
+
+    def pick(self, exclude: Container[BackendState] = ()) -> BackendState | None:
+        """Choose a backend for the next request (or retry), or None if all are excluded.
+
+        Preference, in order: ready and below ``max_inflight``; ready at all (saturation only
+        means the connection pool queues); otherwise the EJECTED backend whose cooldown ends
+        first, since trying one beats failing without trying. A chosen backend that is not
+        HEALTHY becomes PROBING, so it carries exactly one request until that one reports.
+        When every remaining backend is PROBING, returns None rather than pile onto a probe.
+        """
+        now = self.clock()
+        candidates = [
+            b for b in self.backends if b not in exclude and b.ready(now) and not b.saturated()
+        ]
+        if not candidates:
+            candidates = [b for b in self.backends if b not in exclude and b.ready(now)]
+        chosen = self.strategy.pick(candidates, now) if candidates else self._soonest(exclude)
+        if chosen is not None and chosen.health is not Health.HEALTHY:
+            chosen.start_probe(now)
+        return chosen
+
+    def _soonest(self, exclude: Container[BackendState]) -> BackendState | None:
+        soonest: BackendState | None = None
+        for backend in self.backends:
+            if backend.health is not Health.EJECTED or backend in exclude:
+                continue
+            if soonest is None or backend.cooldown_until < soonest.cooldown_until:
+                soonest = backend
+        return soonest
+
+    def __repr__(self) -> str:
+        counts = dict.fromkeys(Health, 0)
+        inflight = 0
+        for backend in self.backends:
+            counts[backend.health] += 1
+            inflight += backend.inflight
+        summary = f"{counts[Health.HEALTHY]} healthy, {counts[Health.EJECTED]} ejected"
+        if counts[Health.PROBING]:
+            summary += f", {counts[Health.PROBING]} probing"
+        return f"<Pool {self.name} {self.strategy.name} [{summary} | {inflight} in flight]>"

@@ -1,0 +1,3 @@
+"""Switchyard: a high-throughput OpenAI-compatible API router."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,41 @@
+"""``create_app(config)``: wiring only. Read this first, then ``handlers/proxy.py``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from router.appkeys import CONFIG, FORWARDER, KEYRING, LIFECYCLE, ROUTES, Lifecycle
+from router.auth import KeyRing
+from router.config import Config
+from router.handlers import health, models, proxy
+from router.middleware import edge_middleware
+from router.routing import RouteTable
+from router.upstream.forward import Forwarder
+
+
+async def _upstreams(app: web.Application) -> AsyncIterator[None]:
+    """Backend sessions (keep-alive pools) live exactly as long as the app."""
+    routes = RouteTable(app[CONFIG])
+    app[ROUTES] = routes
+    yield
+    await routes.close()
+
+
+def create_app(config: Config) -> web.Application:
+    app = web.Application(
+        middlewares=[edge_middleware],
+        # aiohttp refuses larger bodies with 413 while reading; the handler checks first.
+        client_max_size=config.server.max_body_bytes,
+    )
+    app[CONFIG] = config
+    app[KEYRING] = KeyRing(config.keys)
+    app[FORWARDER] = Forwarder(config.retry)
+    app[LIFECYCLE] = Lifecycle(started_at=int(time.time()))
+    app.cleanup_ctx.append(_upstreams)
+    models.add_routes(app)
+    proxy.add_routes(app)
+    health.add_routes(app)
+    return app

@@ -1,0 +1,29 @@
+"""Typed keys for the application's and each request's state (aiohttp ``AppKey``: no globals)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from router.auth import KeyRing
+from router.config import Config
+from router.context import RequestContext
+from router.routing import RouteTable
+from router.upstream.forward import Forwarder
+
+
+@dataclass
+class Lifecycle:
+    """Process state the health endpoints report."""
+
+    started_at: int
+    draining: bool = False
+
+
+CONFIG = web.AppKey("config", Config)
+KEYRING = web.AppKey("keyring", KeyRing)
+ROUTES = web.AppKey("routes", RouteTable)
+FORWARDER = web.AppKey("forwarder", Forwarder)
+LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
+CONTEXT = web.RequestKey("context", RequestContext)

@@ -1,0 +1,75 @@
+"""Client keys: lookup by hash, never by the secret itself.
+
+The ring keeps only SHA-256 digests of the keys, so a heap dump or a stray ``repr`` holds no
+secret. A lookup hashes the presented key and probes a dict: the timing depends on the digest,
+which an attacker cannot steer toward a stored one, so no secret leaks through timing either
+(the same reasoning as GitHub's and Stripe's hashed token tables).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from fnmatch import fnmatchcase
+
+from router.config import KeyConfig
+
+
+class Principal:
+    """Who is calling: the key's public identity and what it may use."""
+
+    __slots__ = ("_allowed", "key_id", "name", "patterns")
+
+    def __init__(self, key_id: str, name: str, patterns: Iterable[str]) -> None:
+        self.key_id = key_id
+        self.name = name
+        self.patterns = tuple(patterns)
+        self._allowed: dict[str, bool] = {}
+
+    def allows(self, model: str) -> bool:
+        """Whether this key may use ``model`` (globs as in ``gpt-4o*``); memoised per model."""
+        allowed = self._allowed.get(model)
+        if allowed is None:
+            allowed = any(fnmatchcase(model, pattern) for pattern in self.patterns)
+            if len(self._allowed) < 4096:  # bounded: model names come from clients
+                self._allowed[model] = allowed
+        return allowed
+
+    def __repr__(self) -> str:
+        return f"<Principal {self.key_id} {self.name!r} models={list(self.patterns)}>"
+
+
+def digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode()).digest()
+
+
+class KeyRing:
+    """The keys the router accepts, indexed by digest."""
+
+    def __init__(self, keys: Iterable[KeyConfig]) -> None:
+        self._by_digest: dict[bytes, Principal] = {}
+        for key in keys:
+            hashed = digest(key.key.get_secret_value())
+            # A loggable id derived from the hash, never from the secret's characters.
+            key_id = f"cfg-{key.name}"
+            self._by_digest[hashed] = Principal(key_id, key.name, key.models)
+
+    def lookup(self, key: str) -> Principal | None:
+        return self._by_digest.get(digest(key))
+
+    def __len__(self) -> int:
+        return len(self._by_digest)
+
+    def __repr__(self) -> str:
+        return f"<KeyRing {len(self)} keys>"
+
+
+def bearer_token(header: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, or None."""
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    token = token.strip()
+    return token or None

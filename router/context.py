@@ -1,0 +1,57 @@
+"""What the router knows about one request while it travels: for the access log and metrics."""
+
+from __future__ import annotations
+
+import os
+import time
+
+
+def new_request_id() -> str:
+    return "req_" + os.urandom(12).hex()
+
+
+class RequestContext:
+    """Filled in along the request path; read once, in the middleware's ``finally``."""
+
+    __slots__ = (
+        "attempts",
+        "backend",
+        "key_id",
+        "model",
+        "outcome",
+        "request_id",
+        "route_model",
+        "started",
+        "status",
+        "stream",
+        "upstream_first_byte",
+        "upstream_request_id",
+        "upstream_started",
+    )
+
+    def __init__(self) -> None:
+        self.request_id = new_request_id()
+        self.started = time.monotonic()
+        self.key_id: str | None = None
+        self.model: str | None = None
+        self.route_model: str | None = None
+        self.backend: str | None = None
+        self.attempts = 0
+        self.status = 0
+        self.stream = False
+        self.outcome = "completed"
+        self.upstream_started: float | None = None
+        self.upstream_first_byte: float | None = None
+        self.upstream_request_id: str | None = None
+
+    def attempt(self, model: str, backend: str) -> None:
+        """A try on ``backend`` of ``model``'s pool begins."""
+        self.attempts += 1
+        self.route_model = model
+        self.backend = backend
+
+    def __repr__(self) -> str:
+        return (
+            f"<RequestContext {self.request_id} {self.model} via {self.backend} "
+            f"attempts={self.attempts} status={self.status} {self.outcome}>"
+        )

@@ -1,0 +1,94 @@
+"""What every OpenAI endpoint does first: authenticate, read and check the body."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from router.appkeys import CONFIG, KEYRING
+from router.auth import Principal, bearer_token
+from router.errors import InvalidRequest, PayloadTooLarge, Unauthorized
+
+_NO_KEY = (
+    "You didn't provide an API key. You need to provide your API key in an Authorization "
+    "header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
+)
+_BAD_KEY = "Incorrect API key provided. You can find your API keys in Settings → API Keys."
+_BAD_JSON = (
+    "We could not parse the JSON body of your request. The API expects a JSON payload, "
+    "but what was sent was not valid JSON."
+)
+
+
+def authenticate(request: web.Request) -> Principal:
+    """The caller's principal, or 401. The message never repeats the presented key."""
+    token = bearer_token(request.headers.get("Authorization"))
+    if token is None:
+        raise Unauthorized(_NO_KEY)
+    principal = request.app[KEYRING].lookup(token)
+    if principal is None:
+        raise Unauthorized(_BAD_KEY)
+    return principal
+
+
+async def read_body(request: web.Request) -> bytes:
+    limit = request.app[CONFIG].server.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise PayloadTooLarge(f"The request body is larger than {limit} bytes.") from None
+
+
+def parse_payload(body: bytes) -> dict[str, Any]:
+    """The body as a JSON object: the one parse of the request (orjson)."""
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise InvalidRequest(_BAD_JSON) from None
+    if not isinstance(payload, dict):
+        raise InvalidRequest("The request body must be a JSON object.")
+    return payload
+
+
+def require_model(payload: dict[str, Any]) -> str:
+    model = payload.get("model")
+    if model is None:
+        raise InvalidRequest(
+            "you must provide a model parameter", param="model", code="missing_required_parameter"
+        )
+    if not isinstance(model, str):
+        raise InvalidRequest(
+            f"Invalid type for 'model': expected a string, but got {_json_type(model)} instead.",
+            param="model",
+            code="invalid_type",
+        )
+    return model
+
+
+def check_stream(payload: dict[str, Any]) -> bool:
+    stream = payload.get("stream", False)
+    if stream is None:
+        return False
+    if not isinstance(stream, bool):
+        raise InvalidRequest(
+            f"Invalid type for 'stream': expected a boolean, but got {_json_type(stream)} instead.",
+            param="stream",
+            code="invalid_type",
+        )
+    return stream
+
+
+def _json_type(value: object) -> str:
+    names = {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a decimal",
+        str: "a string",
+        list: "an array",
+        dict: "an object",
+    }
+    return names.get(type(value), "null" if value is None else "a value")

@@ -1,0 +1,25 @@
+"""Liveness and readiness probes (Kubernetes' ``livenessProbe`` / ``readinessProbe``)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from router.appkeys import LIFECYCLE, ROUTES
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """The process answers: alive."""
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready for traffic: not draining. Lists each pool's live state for humans."""
+    pools = [repr(route.pool) for route in request.app[ROUTES]]
+    if request.app[LIFECYCLE].draining:
+        return web.json_response({"status": "draining", "pools": pools}, status=503)
+    return web.json_response({"status": "ready", "pools": pools})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)

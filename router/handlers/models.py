@@ -1,0 +1,38 @@
+"""``GET /v1/models`` and ``GET /v1/models/{model}``: the models this key may use."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from router.appkeys import LIFECYCLE, ROUTES
+from router.errors import ModelNotFound
+from router.handlers.common import authenticate
+
+
+def _model_object(model: str, created: int) -> dict[str, object]:
+    return {"id": model, "object": "model", "created": created, "owned_by": "switchyard"}
+
+
+async def list_models(request: web.Request) -> web.Response:
+    principal = authenticate(request)
+    created = request.app[LIFECYCLE].started_at
+    data = [
+        _model_object(model, created)
+        for model in request.app[ROUTES].models()
+        if principal.allows(model)
+    ]
+    return web.json_response({"object": "list", "data": data})
+
+
+async def retrieve_model(request: web.Request) -> web.Response:
+    principal = authenticate(request)
+    model = request.match_info["model"]
+    if model not in request.app[ROUTES].models() or not principal.allows(model):
+        raise ModelNotFound(model)
+    return web.json_response(_model_object(model, request.app[LIFECYCLE].started_at))
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/v1/models", list_models)
+    # Model IDs may contain slashes (meta-llama/Llama-3.1-8B), as fine-tune IDs hold colons.
+    app.router.add_get("/v1/models/{model:.+}", retrieve_model)

@@ -1,0 +1,101 @@
+"""From a public model ID to the pools that serve it.
+
+One :class:`Route` per (endpoint, model): a balancer pool over the backends of that model that
+serve that endpoint. Backends are shared between a model's routes, so a backend's health and
+latency are one, whichever endpoint observed them. Lookups are dict probes: the cost does not
+grow with the number of models or backends.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+from balancers import HealthPolicy, Pool, make_strategy
+from router.auth import Principal
+from router.config import ENDPOINTS, Config, Endpoint, ModelConfig
+from router.errors import InvalidRequest, ModelNotFound
+from router.upstream.backend import Backend, make_session
+
+_ENDPOINT_PATHS: dict[Endpoint, str] = {
+    "chat": "/v1/chat/completions",
+    "embeddings": "/v1/embeddings",
+    "responses": "/v1/responses",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    model: str
+    endpoint: Endpoint
+    pool: Pool
+    backends: Mapping[str, Backend]
+
+
+class RouteTable:
+    """Every route of the config, and the fallback chains between models."""
+
+    def __init__(self, config: Config, *, rng: random.Random | None = None) -> None:
+        rng = rng or random.Random()
+        health = config.health
+        self._policy = HealthPolicy(
+            failures_to_eject=health.failures_to_eject,
+            base_cooldown=health.cooldown,
+            max_cooldown=health.max_cooldown,
+            decay=health.latency_decay,
+        )
+        self.backends: list[Backend] = []
+        self._routes: dict[tuple[Endpoint, str], Route] = {}
+        self._fallbacks = {model_id: model.fallbacks for model_id, model in config.models.items()}
+        for model_id, model in config.models.items():
+            self._add_model(model_id, model, rng)
+
+    def _add_model(self, model_id: str, model: ModelConfig, rng: random.Random) -> None:
+        backends = [
+            Backend(cfg, model_id, self._policy, make_session(cfg)) for cfg in model.backends
+        ]
+        self.backends += backends
+        for endpoint in ENDPOINTS:
+            serving = [b for b in backends if endpoint in b.urls]
+            if serving:
+                pool = Pool(
+                    model_id,
+                    make_strategy(model.strategy, rng),
+                    [b.state for b in serving],
+                    clock=time.monotonic,
+                )
+                by_name = {b.name: b for b in serving}
+                self._routes[endpoint, model_id] = Route(model_id, endpoint, pool, by_name)
+
+    def models(self) -> list[str]:
+        return list(self._fallbacks)
+
+    def chain(self, endpoint: Endpoint, model: str, principal: Principal) -> list[Route]:
+        """The route for ``model`` then its fallbacks the key may use; raise if none."""
+        if model not in self._fallbacks or not principal.allows(model):
+            raise ModelNotFound(model)
+        first = self._routes.get((endpoint, model))
+        if first is None:
+            raise InvalidRequest(
+                f"The model `{model}` does not support {_ENDPOINT_PATHS[endpoint]}.",
+                param="model",
+                code="model_not_supported",
+            )
+        routes = [first]
+        for fallback in self._fallbacks[model]:
+            route = self._routes.get((endpoint, fallback))
+            if route is not None and principal.allows(fallback):
+                routes.append(route)
+        return routes
+
+    def __iter__(self) -> Iterator[Route]:
+        return iter(self._routes.values())
+
+    async def close(self) -> None:
+        for backend in self.backends:
+            await backend.session.close()
+
+    def __repr__(self) -> str:
+        return f"<RouteTable {len(self._fallbacks)} models, {len(self._routes)} routes>"

@@ -1,0 +1,80 @@
+"""Run one router process: listen, serve, and drain on SIGTERM.
+
+Draining (as Envoy and nginx do it): on SIGTERM or SIGINT the process reports not-ready, stops
+accepting connections, lets in-flight requests and streams finish for up to
+``server.drain_seconds``, then cancels what is left and exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+
+import uvloop
+from aiohttp import web
+
+from router.app import create_app
+from router.appkeys import LIFECYCLE
+from router.config import Config
+from router.logs import log_event
+
+
+def run(config: Config, *, reuse_port: bool = False) -> None:
+    """Serve until SIGTERM/SIGINT, on uvloop."""
+    uvloop.run(serve(config, reuse_port=reuse_port))
+
+
+async def serve(config: Config, *, reuse_port: bool = False) -> None:
+    app = create_app(config)
+    runner = web.AppRunner(
+        app,
+        handle_signals=False,
+        access_log=None,  # ours is one JSON line per request, written by the middleware
+        handler_cancellation=True,  # a client that goes away cancels its upstream request
+        shutdown_timeout=config.server.drain_seconds,
+    )
+    await runner.setup()
+    stop = _stop_event()
+    try:
+        site = web.TCPSite(
+            runner,
+            config.server.host,
+            config.server.port,
+            reuse_port=reuse_port,
+            backlog=1024,
+        )
+        await site.start()
+        log_event("listening", url=_url(runner), pid=os.getpid())
+        await stop.wait()
+        app[LIFECYCLE].draining = True
+        log_event("draining", grace_seconds=config.server.drain_seconds)
+    finally:
+        await runner.cleanup()
+    log_event("stopped")
+
+
+def _stop_event() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    return stop
+
+
+def _url(runner: web.AppRunner) -> str:
+    host, port = runner.addresses[0][:2]
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+def reserve_port(host: str, port: int) -> socket.socket:
+    """Bind (not listen) a SO_REUSEPORT socket: resolves port 0 and holds the port for the
+    workers, which each bind their own listening socket beside it and share the load."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    return sock

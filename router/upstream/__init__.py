@@ -1,0 +1,1 @@
+"""Talking to upstream backends: sessions, attempts and retries, and relaying the answer."""

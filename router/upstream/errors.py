@@ -1,0 +1,83 @@
+"""The one seam where upstream trouble becomes router errors.
+
+aiohttp client exceptions and upstream error statuses are translated here and nowhere else
+(httpx's ``map_httpcore_exceptions`` is the model). Each translation says whether another backend
+may be tried: :class:`Retryable` carries the client-facing error to raise if no retry succeeds.
+Messages name the backend and the failure, never a credential or the upstream's error body (an
+upstream 401 body can quote part of the router's own upstream key).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from email.utils import parsedate_to_datetime
+from time import time
+
+import aiohttp
+
+from router.errors import RouterError, ServiceUnavailable, UpstreamError, UpstreamTimeout
+
+
+class Retryable(Exception):
+    """This attempt failed in a way another backend may not; ``error`` is for the client."""
+
+    def __init__(self, error: RouterError, *, retry_after: float | None = None) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.retry_after = retry_after
+
+
+class PoolExhausted(Exception):
+    """Every backend of the pool has been tried for this request."""
+
+
+def from_exception(exc: BaseException, backend: str) -> Retryable:
+    """Translate a transport failure before the first byte reached the client."""
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
+        return Retryable(UpstreamTimeout(f"Backend {backend} did not answer in time."))
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return Retryable(UpstreamError(f"Could not connect to backend {backend}."))
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return Retryable(UpstreamError(f"Backend {backend} closed the connection."))
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return Retryable(UpstreamError(f"Backend {backend} sent a broken response body."))
+    return Retryable(UpstreamError(f"Request to backend {backend} failed ({type(exc).__name__})."))
+
+
+def from_status(status: int, backend: str, retry_after: float | None) -> Retryable:
+    """Translate an upstream status that another backend may answer better."""
+    if status == 429:
+        return Retryable(
+            ServiceUnavailable(f"Backend {backend} is rate limited.", code="upstream_rate_limited"),
+            retry_after=retry_after,
+        )
+    if status in (401, 403):
+        return Retryable(UpstreamError(f"Backend {backend} refused the router's credentials."))
+    return Retryable(UpstreamError(f"Backend {backend} answered with status {status}."))
+
+
+def retryable_status(status: int) -> bool:
+    """Statuses that say "this backend, now" rather than "this request": try another one."""
+    return status >= 500 or status in (401, 403, 408, 429)
+
+
+def parse_retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait, from ``retry-after-ms`` (OpenAI) or ``retry-after`` (seconds or date)."""
+    value = headers.get("retry-after-ms")
+    if value is not None:
+        try:
+            return max(0.0, float(value) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time())
+    except (TypeError, ValueError):
+        return None

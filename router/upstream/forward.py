@@ -1,0 +1,197 @@
+"""Send a request upstream: pick, try, retry on another backend, then fall back.
+
+Everything here happens before the first byte reaches the client, which is what makes retrying
+safe. A non-streamed answer is read whole inside the attempt, so even a body that breaks halfway
+is retried; a streamed answer is handed to the relay as soon as its headers arrive, and from then
+on nothing is retried.
+
+Retries are bounded three ways: attempts per pool, untried backends in the pool, and a
+:class:`~balancers.RetryBudget` shared by the whole process (Finagle's answer to retry storms:
+during an outage retries add at most ``budget_percent`` to the load, not a multiple of it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import aiohttp
+import orjson
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
+from tenacity.stop import stop_base
+from tenacity.wait import wait_random_exponential
+
+from balancers import BackendState, RetryBudget
+from router.config import Endpoint, RetryConfig
+from router.context import RequestContext
+from router.errors import RouterError, ServiceUnavailable
+from router.routing import Route
+from router.upstream.backend import Backend
+from router.upstream.errors import (
+    PoolExhausted,
+    Retryable,
+    from_exception,
+    from_status,
+    parse_retry_after,
+    retryable_status,
+)
+from router.upstream.reply import Reply
+
+_TRANSPORT_ERRORS = (aiohttp.ClientError, TimeoutError)
+
+
+class _StopRetrying(stop_base):
+    """Stop when the attempts are used, no untried backend is left, or the budget is spent."""
+
+    def __init__(self, attempts: int, untried: Callable[[], bool], budget: RetryBudget) -> None:
+        self._attempts = attempts
+        self._untried = untried
+        self._budget = budget
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return (
+            retry_state.attempt_number >= self._attempts
+            or not self._untried()
+            or not self._budget.try_withdraw()
+        )
+
+
+class Forwarder:
+    """Owns the retry policy and budget of one router process."""
+
+    def __init__(self, config: RetryConfig) -> None:
+        self._attempts = config.attempts
+        self._wait = wait_random_exponential(
+            multiplier=config.backoff_initial, max=config.backoff_max
+        )
+        self.budget = RetryBudget(
+            percent=config.budget_percent,
+            window=config.budget_window,
+            min_per_second=config.budget_min_per_second,
+            clock=time.monotonic,
+        )
+
+    async def forward(
+        self,
+        chain: list[Route],
+        payload: dict[str, object],
+        body: bytes,
+        headers: dict[str, str],
+        ctx: RequestContext,
+    ) -> Reply:
+        """The first good upstream reply along ``chain``, or the last failure as a RouterError."""
+        self.budget.deposit()
+        last: Retryable | None = None
+        for index, route in enumerate(chain):
+            if index and not self.budget.try_withdraw():
+                break
+            try:
+                return await self._try_pool(route, payload, body, headers, ctx)
+            except Retryable as exc:
+                last = exc
+            except PoolExhausted:
+                continue
+        raise _client_error(last, chain[0].model)
+
+    async def _try_pool(
+        self,
+        route: Route,
+        payload: dict[str, object],
+        body: bytes,
+        headers: dict[str, str],
+        ctx: RequestContext,
+    ) -> Reply:
+        tried: set[BackendState] = set()
+        retrying = AsyncRetrying(
+            stop=_StopRetrying(
+                self._attempts, lambda: len(tried) < len(route.pool.backends), self.budget
+            ),
+            wait=self._wait,
+            retry=retry_if_exception_type(Retryable),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                backend = _pick(route, tried)
+                ctx.attempt(route.model, backend.name)
+                body_out = _body_for(backend, payload, body)
+                return await _attempt(backend, route.endpoint, body_out, headers)
+        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+
+
+def _pick(route: Route, tried: set[BackendState]) -> Backend:
+    state = route.pool.pick(tried)
+    if state is None:
+        raise PoolExhausted
+    tried.add(state)
+    return route.backends[state.name]
+
+
+def _body_for(backend: Backend, payload: dict[str, object], body: bytes) -> bytes:
+    """The client's bytes as sent, unless the backend knows the model by another name."""
+    if not backend.renames:
+        return body
+    return orjson.dumps({**payload, "model": backend.model})
+
+
+async def _attempt(
+    backend: Backend, endpoint: Endpoint, body: bytes, headers: dict[str, str]
+) -> Reply:
+    state = backend.state
+    state.begin()
+    started = time.monotonic()
+    response: aiohttp.ClientResponse | None = None
+    try:
+        async with asyncio.timeout(backend.timeouts.first_byte):
+            response = await backend.post(endpoint, body, headers)
+        first_byte = time.monotonic()
+        if retryable_status(response.status):
+            raise await _refused(backend, response, first_byte)
+        state.observe(first_byte - started, first_byte)
+        state.on_success(first_byte)
+        reply = Reply(backend, response, started, first_byte)
+        if not reply.streaming:
+            async with asyncio.timeout(backend.timeouts.idle):
+                reply.body = await response.read()
+        return reply
+    except _TRANSPORT_ERRORS as exc:
+        _release(state, response)
+        state.on_failure(time.monotonic())
+        raise from_exception(exc, backend.name) from exc
+    except BaseException:
+        _release(state, response)
+        raise
+
+
+async def _refused(backend: Backend, response: aiohttp.ClientResponse, now: float) -> Retryable:
+    """Record a "not now" status on the backend's health and say what the client would see."""
+    retry_after = parse_retry_after(response.headers)
+    if response.status == 429:
+        backend.state.on_rate_limited(now, retry_after)
+    else:
+        backend.state.on_failure(now)
+    # Read the small error body so the keep-alive connection can be reused, then drop it:
+    # an upstream error body is never shown to the client (it can quote our upstream key).
+    try:
+        async with asyncio.timeout(backend.timeouts.idle):
+            await response.read()
+    except _TRANSPORT_ERRORS:
+        pass
+    response.release()
+    return from_status(response.status, backend.name, retry_after)
+
+
+def _release(state: BackendState, response: aiohttp.ClientResponse | None) -> None:
+    if response is not None:
+        response.close()
+    state.end()
+
+
+def _client_error(last: Retryable | None, model: str) -> RouterError:
+    if last is None:
+        return ServiceUnavailable(f"No backend of `{model}` is available.", code="no_backend")
+    error = last.error
+    if last.retry_after is not None:
+        error.headers["retry-after"] = str(max(1, round(last.retry_after)))
+    return error

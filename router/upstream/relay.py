@@ -1,0 +1,101 @@
+"""Relay an upstream answer to the client: a JSON body whole, an SSE stream as it arrives.
+
+Stream bytes are forwarded, never re-encoded. The relay only looks at them to keep one promise:
+the client never sees half an event, and a stream that did not end the way the protocol ends
+(``data: [DONE]`` for chat, ``response.completed|incomplete|failed`` for responses) reaches the
+client as an SSE ``error`` event — never as a clean end. A well-behaved upstream writes whole
+events per chunk, so its chunks pass through unchanged, boundaries included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import aiohttp
+import orjson
+from aiohttp import web
+
+from router.context import RequestContext
+from router.upstream.reply import Reply
+
+_EVENT_END = (b"\n\n", b"\r\n\r\n")
+_STREAM_END = re.compile(
+    rb"data: \[DONE\]|event: response\.(?:completed|incomplete|failed)|event: error"
+)
+
+
+async def relay(request: web.Request, reply: Reply, ctx: RequestContext) -> web.StreamResponse:
+    headers = reply.client_headers(ctx.request_id)
+    if not reply.streaming:
+        return web.Response(status=reply.status, body=reply.body, headers=headers)
+    ctx.stream = True
+    out = web.StreamResponse(status=reply.status, headers=headers)
+    await out.prepare(request)
+    try:
+        failure = await _pump(reply, out)
+        if failure is not None:
+            ctx.outcome = failure[0]
+            await out.write(error_event(failure[1]))
+    except ConnectionResetError:
+        ctx.outcome = "client_disconnect"
+    return out
+
+
+async def _pump(reply: Reply, out: web.StreamResponse) -> tuple[str, str] | None:
+    """Forward events until the upstream ends; None if it ended as the protocol says."""
+    name = reply.backend.name
+    try:
+        complete = await _forward_events(reply, out)
+    except TimeoutError:
+        return "timeout", f"Backend {name} stopped sending in the middle of the stream."
+    except aiohttp.ClientError:
+        return "upstream_error", f"Backend {name} broke off the stream."
+    if not complete:
+        return "upstream_error", f"Backend {name} ended the stream before it was complete."
+    return None
+
+
+async def _forward_events(reply: Reply, out: web.StreamResponse) -> bool:
+    content = reply.response.content
+    idle = reply.backend.timeouts.idle
+    clock = asyncio.get_running_loop().time
+    pending = b""
+    complete = False
+    # One timeout for the whole stream, moved before each read and lifted during each write:
+    # a slow client is back-pressure, not an idle upstream.
+    async with asyncio.timeout(None) as deadline:
+        while True:
+            deadline.reschedule(clock() + idle)
+            chunk = await content.readany()
+            deadline.reschedule(None)
+            if not chunk:
+                return complete and not pending
+            if pending:
+                chunk, pending = pending + chunk, b""
+            if not chunk.endswith(_EVENT_END):
+                chunk, pending = _split_at_event_end(chunk)
+                if not chunk:
+                    continue
+            complete = complete or _STREAM_END.search(chunk) is not None
+            await out.write(chunk)
+
+
+def _split_at_event_end(data: bytes) -> tuple[bytes, bytes]:
+    """(whole events, the partial event after them)."""
+    lf, crlf = data.rfind(b"\n\n"), data.rfind(b"\r\n\r\n")
+    cut = max(lf + 2 if lf >= 0 else 0, crlf + 4 if crlf >= 0 else 0)
+    return data[:cut], data[cut:]
+
+
+def error_event(message: str) -> bytes:
+    """An SSE ``error`` event the OpenAI SDKs raise as ``APIError``."""
+    body = {
+        "error": {
+            "message": message,
+            "type": "server_error",
+            "param": None,
+            "code": "upstream_stream_error",
+        }
+    }
+    return b"event: error\ndata: " + orjson.dumps(body) + b"\n\n"

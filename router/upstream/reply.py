@@ -1,0 +1,55 @@
+"""An upstream answer on its way to the client, and the one place its slot is freed."""
+
+from __future__ import annotations
+
+import aiohttp
+
+from router.upstream.backend import Backend
+
+# Upstream headers the client gets. Others (the upstream's own rate-limit headers, cookies,
+# server identity) describe the router's provider account, not the client's request.
+_RELAYED_HEADERS = ("content-type", "x-request-id", "openai-processing-ms", "openai-version")
+
+
+class Reply:
+    """The response of the attempt that succeeded. ``close()`` is idempotent and must run."""
+
+    __slots__ = ("_closed", "backend", "body", "first_byte", "response", "started", "streaming")
+
+    def __init__(
+        self,
+        backend: Backend,
+        response: aiohttp.ClientResponse,
+        started: float,
+        first_byte: float,
+    ) -> None:
+        self.backend = backend
+        self.response = response
+        self.started = started
+        self.first_byte = first_byte
+        self.streaming = response.content_type == "text/event-stream"
+        self.body: bytes | None = None
+        self._closed = False
+
+    @property
+    def status(self) -> int:
+        return self.response.status
+
+    def client_headers(self, request_id: str) -> dict[str, str]:
+        upstream = self.response.headers
+        headers = {name: value for name in _RELAYED_HEADERS if (value := upstream.get(name))}
+        headers.setdefault("x-request-id", request_id)
+        headers["x-switchyard-backend"] = self.backend.name
+        return headers
+
+    def close(self) -> None:
+        """Free the backend slot; drop the upstream connection if its body was not read out."""
+        if self._closed:
+            return
+        self._closed = True
+        self.response.close()
+        self.backend.state.end()
+
+    def __repr__(self) -> str:
+        kind = "stream" if self.streaming else "json"
+        return f"<Reply {self.backend.name} {self.status} {kind} closed={self._closed}>"
