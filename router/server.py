@@ -18,7 +18,7 @@ from aiohttp import web
 from router.app import create_app
 from router.appkeys import LIFECYCLE
 from router.config import Config
-from router.logs import log_event
+from router.logs import access_logger, log_event
 
 
 def run(config: Config, *, reuse_port: bool = False) -> None:
@@ -27,6 +27,7 @@ def run(config: Config, *, reuse_port: bool = False) -> None:
 
 
 async def serve(config: Config, *, reuse_port: bool = False) -> None:
+    access_logger.disabled = not config.server.access_log
     app = create_app(config)
     runner = web.AppRunner(
         app,

@@ -5,19 +5,20 @@ from __future__ import annotations
 from aiohttp import web
 
 from router.appkeys import LIFECYCLE, ROUTES
+from router.handlers.common import json_response
 
 
 async def healthz(request: web.Request) -> web.Response:
     """The process answers: alive."""
-    return web.json_response({"status": "ok"})
+    return json_response({"status": "ok"})
 
 
 async def readyz(request: web.Request) -> web.Response:
     """Ready for traffic: not draining. Lists each pool's live state for humans."""
     pools = [repr(route.pool) for route in request.app[ROUTES]]
     if request.app[LIFECYCLE].draining:
-        return web.json_response({"status": "draining", "pools": pools}, status=503)
-    return web.json_response({"status": "ready", "pools": pools})
+        return json_response({"status": "draining", "pools": pools}, status=503)
+    return json_response({"status": "ready", "pools": pools})
 
 
 def add_routes(app: web.Application) -> None:

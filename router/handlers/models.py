@@ -6,7 +6,7 @@ from aiohttp import web
 
 from router.appkeys import LIFECYCLE, ROUTES
 from router.errors import ModelNotFound
-from router.handlers.common import authenticate
+from router.handlers.common import authenticate, json_response
 
 
 def _model_object(model: str, created: int) -> dict[str, object]:
@@ -21,7 +21,7 @@ async def list_models(request: web.Request) -> web.Response:
         for model in request.app[ROUTES].models()
         if principal.allows(model)
     ]
-    return web.json_response({"object": "list", "data": data})
+    return json_response({"object": "list", "data": data})
 
 
 async def retrieve_model(request: web.Request) -> web.Response:
@@ -29,7 +29,7 @@ async def retrieve_model(request: web.Request) -> web.Response:
     model = request.match_info["model"]
     if model not in request.app[ROUTES].models() or not principal.allows(model):
         raise ModelNotFound(model)
-    return web.json_response(_model_object(model, request.app[LIFECYCLE].started_at))
+    return json_response(_model_object(model, request.app[LIFECYCLE].started_at))
 
 
 def add_routes(app: web.Application) -> None:

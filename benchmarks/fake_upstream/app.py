@@ -1,0 +1,155 @@
+"""``create_app(config)``: routes, the API middleware and the response stamp. Wiring only.
+
+Request path for an API call: middleware (request id, record, auth, inflight and cancel
+accounting, errors to OpenAI JSON) -> ``_endpoint`` wrapper (parse body, pick the fault, apply
+what acts before the first byte) -> the endpoint module. ``/_fake/*`` skips the middleware's
+bookkeeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from benchmarks.fake_upstream import chat, control, embeddings, models, responses
+from benchmarks.fake_upstream.call import Call, before_response
+from benchmarks.fake_upstream.faults import NO_FAULT, Fault
+from benchmarks.fake_upstream.state import CONTEXT, STATE, FakeConfig, FakeState
+from benchmarks.fake_upstream.wire import ApiError, read_json
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Endpoint = Callable[[Call], Awaitable[web.StreamResponse]]
+
+_AZURE = "/openai/"
+_CONTROL = "/_fake/"
+_MAX_BODY = 64 * 1024 * 1024  # embeddings benchmarks post large batches
+
+_API_ROUTES: list[tuple[str, str, Endpoint]] = [
+    ("GET", "/v1/models", models.list_models),
+    ("GET", "/v1/models/{model_id:.+}", models.retrieve_model),
+    ("POST", "/v1/chat/completions", chat.chat_completions),
+    ("POST", "/v1/embeddings", embeddings.create_embeddings),
+    ("POST", "/v1/responses", responses.create_response),
+    ("POST", "/openai/deployments/{deployment}/chat/completions", chat.chat_completions),
+    ("POST", "/openai/deployments/{deployment}/embeddings", embeddings.create_embeddings),
+    ("POST", "/openai/responses", responses.create_response),
+]
+_CONTROL_ROUTES: list[tuple[str, str, Handler]] = [
+    ("POST", "/_fake/faults", control.add_faults),
+    ("DELETE", "/_fake/faults", control.clear_faults),
+    ("GET", "/_fake/requests", control.list_requests),
+    ("DELETE", "/_fake/requests", control.clear_requests),
+    ("GET", "/_fake/stats", control.stats),
+    ("GET", "/_fake/wait", control.wait),
+]
+
+
+def create_app(config: FakeConfig) -> web.Application:
+    app = web.Application(middlewares=[_api_middleware], client_max_size=_MAX_BODY)
+    app[STATE] = FakeState(config)
+    for method, path, endpoint in _API_ROUTES:
+        app.router.add_route(method, path, _endpoint(endpoint))
+    for method, path, handler in _CONTROL_ROUTES:
+        app.router.add_route(method, path, handler)
+    app.on_response_prepare.append(_stamp)
+    return app
+
+
+@web.middleware
+async def _api_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path.startswith(_CONTROL):
+        return await _as_openai_error(request, handler)
+    state = request.app[STATE]
+    context = request[CONTEXT] = state.begin()
+    state.record(request, await request.read())
+    state.inflight += 1
+    try:
+        _check_access(request, state.config)
+        return await _as_openai_error(request, handler)
+    except asyncio.CancelledError:
+        if not context.self_closed:
+            state.note_cancelled()
+        raise
+    except ConnectionResetError:
+        # The client went away while we wrote; end like a cancel, without aiohttp's error log.
+        if not context.self_closed:
+            state.note_cancelled()
+        raise asyncio.CancelledError from None
+    except ApiError as err:
+        return err.response()
+    finally:
+        state.inflight -= 1
+
+
+async def _as_openai_error(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as err:
+        return err.response()
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        message = (
+            f"Invalid URL ({request.method} {request.path})"
+            if exc.status in (404, 405)
+            else exc.reason
+        )
+        return ApiError(exc.status, message).response()
+
+
+def _check_access(request: web.Request, config: FakeConfig) -> None:
+    """OpenAI auth is ``Authorization: Bearer``; Azure's is ``api-key`` plus ``api-version``."""
+    azure = request.path.startswith(_AZURE)
+    if config.api_key is not None:
+        presented = (
+            request.headers.get("api-key")
+            if azure
+            else request.headers.get("Authorization", "").removeprefix("Bearer ")
+        )
+        if presented != config.api_key:
+            # Never echo the presented key: it may be a real one sent to the wrong place.
+            raise ApiError(401, "Incorrect API key provided.", code="invalid_api_key")
+    if azure and "api-version" not in request.query:
+        raise ApiError(400, "Missing required query parameter: api-version.", param="api-version")
+
+
+def _endpoint(endpoint: Endpoint) -> Handler:
+    """Parse the body, choose the fault (body ``fake``, else the queue), then answer."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        state = request.app[STATE]
+        body = await read_json(request)
+        fault, words = _parse_fake(body.pop("fake", None))
+        fault = fault or state.take_fault() or NO_FAULT
+        early = await before_response(request, fault)
+        if early is not None:
+            return early
+        return await endpoint(Call(request, body, fault, words, state.config.name))
+
+    return handler
+
+
+def _parse_fake(raw: object) -> tuple[Fault | None, int | None]:
+    """Split the body's ``fake`` object into its fault (if it names one) and ``words``."""
+    if raw is None:
+        return None, None
+    if not isinstance(raw, dict):
+        raise ApiError(400, "'fake' must be an object.", param="fake")
+    options = dict(raw)
+    words = options.pop("words", None)
+    if words is not None and (isinstance(words, bool) or not isinstance(words, int) or words < 0):
+        raise ApiError(400, "fake.words must be a non-negative integer.", param="fake.words")
+    return (Fault.parse(options) if options else None), words
+
+
+async def _stamp(request: web.Request, response: web.StreamResponse) -> None:
+    """Every API answer carries OpenAI's ``x-request-id`` and ``openai-processing-ms``."""
+    context = request.get(CONTEXT)
+    if context is None:
+        return
+    elapsed_ms = int((time.perf_counter() - context.started) * 1000)
+    response.headers["x-request-id"] = context.request_id
+    response.headers["openai-processing-ms"] = str(elapsed_ms)

@@ -1,0 +1,109 @@
+"""Scripted faults: what can go wrong with an upstream, and the part applied before any byte.
+
+A fault is a JSON object, given per request as the body's ``"fake"`` object or queued on the
+instance with ``POST /_fake/faults``. Keys (all optional):
+
+``delay_first_byte``  seconds to wait before the response headers
+``chunk_delay``       seconds between stream events
+``status``            answer this HTTP status with an OpenAI error body
+``retry_after``       add a ``retry-after`` header; without ``status`` the answer is a 429
+``cut_after``         stream: close the connection after N events; JSON: after half the body
+``drop``              close the connection without any response
+
+This module only parses and decides; ``call`` does the sleeping, writing and closing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from benchmarks.fake_upstream.wire import ApiError
+
+# Messages OpenAI sends for these statuses, so logs on the router side look familiar.
+_MESSAGES = {
+    400: "Invalid request (scripted fault).",
+    401: "Incorrect API key provided.",
+    403: "You are not allowed to sample from this model (scripted fault).",
+    404: "The requested resource does not exist (scripted fault).",
+    429: "Rate limit reached for requests (scripted fault).",
+    500: "The server had an error while processing your request. Sorry about that!",
+    502: "Bad gateway (scripted fault).",
+    503: "The engine is currently overloaded, please try again later.",
+    504: "Gateway timeout (scripted fault).",
+}
+_CODES = {401: "invalid_api_key", 429: "rate_limit_exceeded"}
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """One scripted misbehaviour; the default instance is a healthy answer."""
+
+    delay_first_byte: float = 0.0
+    chunk_delay: float = 0.0
+    status: int | None = None
+    retry_after: float | None = None
+    cut_after: int | None = None
+    drop: bool = False
+
+    @classmethod
+    def parse(cls, raw: object, *, param: str = "fake") -> Fault:
+        """Validate a JSON fault object; bad input is a 400 naming ``param``."""
+        if not isinstance(raw, dict):
+            raise ApiError(400, "A fault must be a JSON object.", param=param)
+        unknown = sorted(set(raw) - FAULT_KEYS)
+        if unknown:
+            raise ApiError(400, f"Unknown fault keys: {', '.join(unknown)}.", param=param)
+        return cls(
+            delay_first_byte=_seconds(raw, "delay_first_byte", param) or 0.0,
+            chunk_delay=_seconds(raw, "chunk_delay", param) or 0.0,
+            status=_count(raw, "status", param),
+            retry_after=_seconds(raw, "retry_after", param),
+            cut_after=_count(raw, "cut_after", param),
+            drop=bool(raw.get("drop", False)),
+        )
+
+    @property
+    def error_status(self) -> int | None:
+        if self.status is not None and self.status >= 400:
+            return self.status
+        return 429 if self.retry_after is not None else None
+
+
+FAULT_KEYS = frozenset(Fault.__dataclass_fields__)
+NO_FAULT = Fault()
+
+
+def _seconds(raw: dict[str, Any], key: str, param: str) -> float | None:
+    value = raw.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ApiError(400, f"{key} must be a non-negative number.", param=f"{param}.{key}")
+    return float(value)
+
+
+def _count(raw: dict[str, Any], key: str, param: str) -> int | None:
+    value = raw.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ApiError(400, f"{key} must be a non-negative integer.", param=f"{param}.{key}")
+    return value
+
+
+def error_response(fault: Fault) -> web.Response | None:
+    """The error answer a fault asks for, if any."""
+    status = fault.error_status
+    if status is None:
+        return None
+    headers = {} if fault.retry_after is None else {"retry-after": f"{fault.retry_after:g}"}
+    type_ = "server_error" if status >= 500 else "invalid_request_error"
+    if status == 429:
+        type_ = "requests"  # what OpenAI puts in "type" for a request-rate limit
+    message = _MESSAGES.get(status, f"Scripted fault: HTTP {status}.")
+    return ApiError(
+        status, message, type_=type_, code=_CODES.get(status), headers=headers
+    ).response()

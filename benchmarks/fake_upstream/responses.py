@@ -1,0 +1,136 @@
+"""``POST /v1/responses`` (and Azure's ``/openai/responses``): the Responses API, text only.
+
+The answer is one assistant message with one ``output_text`` part. ``max_output_tokens`` cuts it
+and makes the response "incomplete", as OpenAI does. Streams are typed ``event:`` lines with a
+``sequence_number`` counting from 0, ending with ``response.completed`` (or
+``response.incomplete``); there is no ``[DONE]`` in this API.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from aiohttp import web
+
+from benchmarks.fake_upstream.call import Call
+from benchmarks.fake_upstream.wire import count_words, new_id, parts_text, sse_event, truncate
+
+_TEXT_PARTS = ("input_text", "text", "output_text")
+
+
+async def create_response(call: Call) -> web.StreamResponse:
+    messages = _input_messages(call.body.get("input"))
+    user_texts = [text for role, text in messages if role == "user"]
+    answer = call.answer(user_texts[-1] if user_texts else "")
+    pieces, cut = truncate(answer, call.body.get("max_output_tokens"))
+    status = "incomplete" if cut else "completed"
+    msg_id = new_id("msg_")
+    final = _response(call, status)
+    final["output"] = [_message(msg_id, status, [_text_part("".join(pieces))])]
+    final["usage"] = _usage(max(sum(count_words(text) for _, text in messages), 1), len(pieces))
+    if cut:
+        final["incomplete_details"] = {"reason": "max_output_tokens"}
+    if call.body.get("stream"):
+        return await call.send_events(_events(final, msg_id, pieces))
+    return await call.send_json(final)
+
+
+def _events(final: dict[str, Any], msg_id: str, pieces: list[str]) -> Iterator[bytes]:
+    sequence = itertools.count()
+
+    def event(event_type: str, **fields: Any) -> bytes:
+        data = {"type": event_type, "sequence_number": next(sequence), **fields}
+        return sse_event(event_type, data)
+
+    pending = {**final, "status": "in_progress", "output": [], "usage": None}
+    pending |= {"incomplete_details": None, "completed_at": None}
+    where = {"item_id": msg_id, "output_index": 0, "content_index": 0}
+    text = "".join(pieces)
+    yield event("response.created", response=pending)
+    yield event("response.in_progress", response=pending)
+    yield event(
+        "response.output_item.added", output_index=0, item=_message(msg_id, "in_progress", [])
+    )
+    yield event("response.content_part.added", **where, part=_text_part(""))
+    for piece in pieces:
+        yield event("response.output_text.delta", **where, delta=piece, logprobs=[])
+    yield event("response.output_text.done", **where, text=text, logprobs=[])
+    yield event("response.content_part.done", **where, part=_text_part(text))
+    yield event("response.output_item.done", output_index=0, item=final["output"][0])
+    yield event(f"response.{final['status']}", response=final)
+
+
+def _input_messages(items: object) -> list[tuple[str, str]]:
+    """(role, text) of each input message; a plain string is one user message."""
+    if isinstance(items, str):
+        return [("user", items)]
+    if not isinstance(items, list):
+        return []
+    return [
+        (str(item.get("role", "")), parts_text(item.get("content"), _TEXT_PARTS))
+        for item in items
+        if isinstance(item, dict) and item.get("type", "message") == "message"
+    ]
+
+
+def _response(call: Call, status: str) -> dict[str, Any]:
+    """The top-level fields of OpenAI's Response object, echoing the request's settings."""
+    body = call.body
+    now = int(time.time())
+    return {
+        "id": new_id("resp_"),
+        "object": "response",
+        "created_at": now,
+        "completed_at": now if status == "completed" else None,
+        "status": status,
+        "background": False,
+        "error": None,
+        "incomplete_details": None,
+        "instructions": body.get("instructions"),
+        "max_output_tokens": body.get("max_output_tokens"),
+        "max_tool_calls": None,
+        "model": call.model,
+        "output": [],
+        "parallel_tool_calls": True,
+        "previous_response_id": body.get("previous_response_id"),
+        "reasoning": {"effort": None, "summary": None},
+        "service_tier": "default",
+        "store": body.get("store", True),
+        "temperature": body.get("temperature", 1.0),
+        "text": {"format": {"type": "text"}, "verbosity": "medium"},
+        "tool_choice": "auto",
+        "tools": [],
+        "top_logprobs": 0,
+        "top_p": body.get("top_p", 1.0),
+        "truncation": "disabled",
+        "usage": None,
+        "user": None,
+        "metadata": body.get("metadata") or {},
+    }
+
+
+def _message(msg_id: str, status: str, content: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "id": msg_id,
+        "type": "message",
+        "status": status,
+        "role": "assistant",
+        "content": content,
+    }
+
+
+def _text_part(text: str) -> dict[str, Any]:
+    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+
+
+def _usage(input_tokens: int, output_tokens: int) -> dict[str, Any]:
+    return {
+        "input_tokens": input_tokens,
+        "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+        "output_tokens": output_tokens,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": input_tokens + output_tokens,
+    }

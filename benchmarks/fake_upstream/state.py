@@ -1,0 +1,109 @@
+"""Per-instance state: configuration, counters, the fault script and the request log.
+
+All mutation is synchronous (no ``await`` in here), so handlers never see half-updated state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from benchmarks.fake_upstream.faults import Fault
+
+DEFAULT_MODELS = ("gpt-4o", "gpt-4o-mini", "text-embedding-3-small")
+
+
+@dataclass(frozen=True, slots=True)
+class FakeConfig:
+    """What the command line sets: the name shown in answers, the key, the model list."""
+
+    name: str = "fake"
+    api_key: str | None = None
+    models: tuple[str, ...] = DEFAULT_MODELS
+    record_limit: int = 10_000
+
+
+@dataclass(slots=True)
+class RequestContext:
+    """Stamped on each API request by the middleware."""
+
+    request_id: str
+    started: float = field(default_factory=time.perf_counter)
+    self_closed: bool = False  # a fault closed the connection on purpose: not a cancellation
+
+
+class FakeState:
+    """Counters, scripted faults and recorded requests of one fake upstream."""
+
+    def __init__(self, config: FakeConfig) -> None:
+        self.config = config
+        self.requests = 0
+        self.inflight = 0
+        self.cancelled = 0
+        self.recorded: deque[dict[str, Any]] = deque(maxlen=config.record_limit or None)
+        self.queued: deque[Fault] = deque()
+        self.always: Fault | None = None
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+
+    def __repr__(self) -> str:
+        return (
+            f"<FakeState {self.config.name} [{self.requests} requests, {self.inflight} in flight,"
+            f" {self.cancelled} cancelled | {len(self.queued)} faults queued,"
+            f" always={self.always}]>"
+        )
+
+    def begin(self) -> RequestContext:
+        self.requests += 1
+        return RequestContext(f"req_{self.config.name}_{self.requests}")
+
+    def record(self, request: web.Request, body: bytes) -> None:
+        if self.config.record_limit <= 0:
+            return
+        self.recorded.append(
+            {
+                "method": request.method,
+                "path": request.path,
+                "query": dict(request.query),
+                "headers": {name.lower(): value for name, value in request.headers.items()},
+                "body": body.decode("utf-8", errors="replace"),
+            }
+        )
+
+    def take_fault(self) -> Fault | None:
+        """The next queued fault, else the standing one, else None."""
+        if self.queued:
+            return self.queued.popleft()
+        return self.always
+
+    def note_cancelled(self) -> None:
+        self.cancelled += 1
+        waiting = []
+        for threshold, future in self._waiters:
+            if future.done():
+                continue
+            if self.cancelled >= threshold:
+                future.set_result(None)
+            else:
+                waiting.append((threshold, future))
+        self._waiters = waiting
+
+    def cancelled_reached(self, threshold: int) -> asyncio.Future[None]:
+        """A future that resolves once ``cancelled >= threshold``."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self.cancelled >= threshold:
+            future.set_result(None)
+        else:
+            self._waiters.append((threshold, future))
+        return future
+
+    def stats(self) -> dict[str, int]:
+        return {"requests": self.requests, "inflight": self.inflight, "cancelled": self.cancelled}
+
+
+STATE = web.AppKey("fake_state", FakeState)
+CONTEXT = web.RequestKey("fake_context", RequestContext)

@@ -1,0 +1,132 @@
+"""What a run measured, as ratios and pass/fail targets, in markdown and JSON.
+
+Only ratios between targets of the same run are compared: absolute numbers move with the
+machine, its clock and its neighbours; the cost of the router relative to the floor does not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from benchmarks.wrkparse import WrkResult
+
+Results = dict[str, dict[str, WrkResult]]  # scenario key -> target key -> wrk result
+
+TARGETS = {"upstream": "nginx (upstream)", "floor": "floor proxy", "router": "router"}
+MIN_THROUGHPUT_VS_FLOOR = 0.90  # router req/s at c=64, as a share of the floor's
+MAX_P50_OVER_FLOOR = 0.25  # router p50 at c=1, above the floor's
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    key: str
+    title: str
+    stream: bool
+    connections: int
+
+
+SCENARIOS = (
+    Scenario("chat-c1", "chat JSON, c=1", stream=False, connections=1),
+    Scenario("chat-c64", "chat JSON, c=64", stream=False, connections=64),
+    Scenario("stream-c64", "chat SSE, c=64", stream=True, connections=64),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    measured: str
+    passed: bool
+
+
+def rps_ratio(cells: dict[str, WrkResult], over: str, under: str) -> float:
+    return cells[over].requests_per_s / cells[under].requests_per_s
+
+
+def p50_overhead(cells: dict[str, WrkResult]) -> float:
+    """Router p50 over floor p50, as a fraction: 0.12 is +12%."""
+    return cells["router"].p50_ms / cells["floor"].p50_ms - 1
+
+
+def ratios(results: Results) -> dict[str, dict[str, float]]:
+    table: dict[str, dict[str, float]] = {}
+    for key, cells in results.items():
+        table[key] = {
+            "router/floor rps": rps_ratio(cells, "router", "floor"),
+            "router/upstream rps": rps_ratio(cells, "router", "upstream"),
+            "floor/upstream rps": rps_ratio(cells, "floor", "upstream"),
+            "router p50 over floor": p50_overhead(cells),
+        }
+    return table
+
+
+def checks(results: Results) -> list[Check]:
+    found = []
+    for scenario in SCENARIOS:
+        cells = results[scenario.key]
+        if scenario.connections > 1:
+            share = rps_ratio(cells, "router", "floor")
+            name = f"router req/s >= {MIN_THROUGHPUT_VS_FLOOR:.0%} of floor ({scenario.title})"
+            found.append(Check(name, f"{share:.1%}", share >= MIN_THROUGHPUT_VS_FLOOR))
+        else:
+            over = p50_overhead(cells)
+            name = f"router p50 <= floor p50 +{MAX_P50_OVER_FLOOR:.0%} ({scenario.title})"
+            found.append(Check(name, f"{over:+.0%}", over <= MAX_P50_OVER_FLOOR))
+    return found
+
+
+def failures(results: Results) -> list[str]:
+    """Cells with a non-2xx answer or a socket error: such a run measured nothing valid."""
+    return [
+        f"{scenario} / {TARGETS[target]}: {cell.non_2xx} non-2xx, "
+        f"{cell.socket_errors} socket errors"
+        for scenario, cells in results.items()
+        for target, cell in cells.items()
+        if not cell.ok
+    ]
+
+
+def _ms(value: float) -> str:
+    return f"{value:.3f} ms"
+
+
+def results_table(results: Results) -> list[str]:
+    lines = [
+        "| Scenario | Target | req/s | p50 | p99 | errors |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for scenario in SCENARIOS:
+        for target, cell in results[scenario.key].items():
+            errors = cell.non_2xx + cell.socket_errors
+            lines.append(
+                f"| {scenario.title} | {TARGETS[target]} | {cell.requests_per_s:,.0f} "
+                f"| {_ms(cell.p50_ms)} | {_ms(cell.p99_ms)} | {errors} |"
+            )
+    return lines
+
+
+def ratios_table(results: Results) -> list[str]:
+    lines = [
+        "| Scenario | router/floor req/s | router/upstream req/s | floor/upstream req/s "
+        "| router p50 vs floor |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    table = ratios(results)
+    for scenario in SCENARIOS:
+        row = table[scenario.key]
+        lines.append(
+            f"| {scenario.title} | {row['router/floor rps']:.1%} "
+            f"| {row['router/upstream rps']:.1%} | {row['floor/upstream rps']:.1%} "
+            f"| {row['router p50 over floor']:+.0%} |"
+        )
+    return lines
+
+
+def markdown(results: Results, header: str) -> str:
+    lines = [header, "", *results_table(results), "", *ratios_table(results), ""]
+    lines += [f"- {'PASS' if c.passed else 'FAIL'} {c.name}: {c.measured}" for c in checks(results)]
+    failed = failures(results)
+    if failed:
+        lines += ["", "**FAILED RUN** (errors during measurement, numbers are not valid):"]
+        lines += [f"- {line}" for line in failed]
+    return "\n".join(lines) + "\n"
