@@ -8,11 +8,12 @@ import base64
 import httpx
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 from tests.functional.conftest import CLIENT_KEY, LIMITED_KEY, Fake
 from tests.functional.router_process import RouterProcess
 
-HELLO = [{"role": "user", "content": "Hello there"}]
+HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Hello there"}]
 
 
 def test_chat_sync(client: openai.OpenAI) -> None:
@@ -21,7 +22,8 @@ def test_chat_sync(client: openai.OpenAI) -> None:
     backend = raw.headers["x-switchyard-backend"]
     assert reply.choices[0].message.content == f"{backend} says: Hello there"
     assert reply.model == "gpt-4o"
-    assert reply.usage is not None and reply.usage.completion_tokens == 4
+    assert reply.usage is not None
+    assert reply.usage.completion_tokens == 4
     # The upstream's request id comes back to the client.
     assert raw.headers["x-request-id"].startswith(f"req_{backend}_")
 
@@ -44,7 +46,8 @@ def test_chat_stream_sync(client: openai.OpenAI) -> None:
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text.endswith("says: Hello there")
     assert chunks[-1].choices == []
-    assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens > 0
+    assert chunks[-1].usage is not None
+    assert chunks[-1].usage.total_tokens > 0
     assert all(c.usage is None for c in chunks[:-1])
 
 
@@ -60,15 +63,16 @@ async def test_chat_stream_async(aclient: openai.AsyncOpenAI) -> None:
 def test_stream_chunks_relayed_as_sent(router: RouterProcess, fake_a: Fake) -> None:
     """Each upstream event arrives as its own chunk, byte for byte (no re-encoding)."""
 
-
     body = {"model": "gpt-4o", "messages": HELLO, "stream": True}
     headers = {"Authorization": f"Bearer {CLIENT_KEY}"}
-    with httpx.stream("POST", f"{router.base_url}/chat/completions", json=body,
-                      headers=headers) as response:
+    with httpx.stream(
+        "POST", f"{router.base_url}/chat/completions", json=body, headers=headers
+    ) as response:
         assert response.headers["content-type"].startswith("text/event-stream")
         raw = b"".join(response.iter_raw())
     events = raw.split(b"\n\n")
-    assert events[-1] == b"" and events[-2] == b"data: [DONE]"
+    assert events[-1] == b""
+    assert events[-2] == b"data: [DONE]"
     assert all(e.startswith(b"data: {") for e in events[:-2])
 
 
@@ -93,14 +97,15 @@ def test_embeddings(client: openai.OpenAI, fake_a: Fake, encoding: str) -> None:
     # Deterministic per input, so the answer through the router equals the upstream's own.
     with openai.OpenAI(base_url=fake_a.v1, api_key="upstream-secret-key-aaaa") as direct:
         expected = direct.embeddings.create(
-            model="text-embedding-3-small", input=["alpha", "beta"], dimensions=16,
+            model="text-embedding-3-small",
+            input=["alpha", "beta"],
+            dimensions=16,
             encoding_format="float",
         )
     assert vectors[1] == pytest.approx(expected.data[1].embedding, rel=1e-6)
 
 
 def test_embeddings_base64_passthrough(router: RouterProcess) -> None:
-
 
     response = httpx.post(
         f"{router.base_url}/embeddings",
@@ -153,7 +158,6 @@ def _check_limited(limited: openai.OpenAI) -> None:
 
 
 def test_health_endpoints(router: RouterProcess) -> None:
-
 
     assert httpx.get(f"{router.url}/healthz").json() == {"status": "ok"}
     ready = httpx.get(f"{router.url}/readyz").json()

@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 from tests.functional.conftest import (
     CLIENT_KEY,
@@ -19,7 +20,7 @@ from tests.functional.conftest import (
 )
 from tests.functional.router_process import RouterProcess
 
-HELLO = [{"role": "user", "content": "Hello"}]
+HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Hello"}]
 AUTH = {"Authorization": f"Bearer {CLIENT_KEY}"}
 
 
@@ -33,8 +34,12 @@ def _error(response: httpx.Response) -> dict[str, Any]:
     return error
 
 
-def post(router: RouterProcess, body: Any, headers: dict[str, str] | None = None,
-         path: str = "/chat/completions") -> httpx.Response:
+def post(
+    router: RouterProcess,
+    body: Any,
+    headers: dict[str, str] | None = None,
+    path: str = "/chat/completions",
+) -> httpx.Response:
     content = body if isinstance(body, bytes) else None
     return httpx.post(
         router.base_url + path,
@@ -57,21 +62,26 @@ def test_401_missing_or_unknown_key(router: RouterProcess, headers: dict[str, st
 
 
 def test_401_with_the_sdk(router: RouterProcess) -> None:
-    with openai.OpenAI(base_url=router.base_url, api_key="sk-wrong-key", max_retries=0) as sdk:
-        with pytest.raises(openai.AuthenticationError):
-            sdk.models.list()
+    with (
+        openai.OpenAI(base_url=router.base_url, api_key="sk-wrong-key", max_retries=0) as sdk,
+        pytest.raises(openai.AuthenticationError),
+    ):
+        sdk.models.list()
 
 
 def test_404_unknown_model(client: openai.OpenAI) -> None:
     with pytest.raises(openai.NotFoundError) as caught:
-        client.chat.completions.create(model="gpt-5-imaginary", messages=HELLO)  # type: ignore[arg-type]
+        client.chat.completions.create(model="gpt-5-imaginary", messages=HELLO)
     assert caught.value.code == "model_not_found"
     assert "The model `gpt-5-imaginary` does not exist" in caught.value.message
 
 
 def test_400_endpoint_the_model_does_not_serve(start_router: RouterFactory, fake_a: Fake) -> None:
-    models = {"text-embedding-3-small": {"backends": [
-        backend(fake_a, UPSTREAM_KEY_A, endpoints=["embeddings"])]}}
+    models = {
+        "text-embedding-3-small": {
+            "backends": [backend(fake_a, UPSTREAM_KEY_A, endpoints=["embeddings"])]
+        }
+    }
     router = start_router(make_config(models))
     response = post(router, {"model": "text-embedding-3-small", "messages": HELLO})
     assert response.status_code == 400
@@ -98,8 +108,9 @@ def test_400_bad_body(router: RouterProcess, body: Any, param: str | None) -> No
 
 
 def test_413_over_max_body_bytes(start_router: RouterFactory, fake_a: Fake) -> None:
-    config = make_config({"gpt-4o": {"backends": [backend(fake_a, UPSTREAM_KEY_A)]}},
-                         server={"max_body_bytes": 1000})
+    config = make_config(
+        {"gpt-4o": {"backends": [backend(fake_a, UPSTREAM_KEY_A)]}}, server={"max_body_bytes": 1000}
+    )
     router = start_router(config)
     big = {"model": "gpt-4o", "messages": [{"role": "user", "content": "x" * 2000}]}
     response = post(router, big)
@@ -107,8 +118,11 @@ def test_413_over_max_body_bytes(start_router: RouterFactory, fake_a: Fake) -> N
     _error(response)
     assert fake_a.requests() == []
     # Without a Content-Length (chunked upload) the limit holds too.
-    chunked = httpx.post(router.base_url + "/chat/completions", headers=AUTH,
-                         content=iter([b'{"model": "gpt-4o", "x": "', b"y" * 2000, b'"}']))
+    chunked = httpx.post(
+        router.base_url + "/chat/completions",
+        headers=AUTH,
+        content=iter([b'{"model": "gpt-4o", "x": "', b"y" * 2000, b'"}']),
+    )
     assert chunked.status_code == 413
     _error(chunked)
 
@@ -162,8 +176,9 @@ def test_504_when_the_first_byte_is_late(start_router: RouterFactory, fake_a: Fa
     assert "did not answer in time" in _error(response)["message"]
 
 
-def test_upstream_client_errors_are_relayed_as_sent(router: RouterProcess, fake_a: Fake,
-                                                    fake_b: Fake) -> None:
+def test_upstream_client_errors_are_relayed_as_sent(
+    router: RouterProcess, fake_a: Fake, fake_b: Fake
+) -> None:
     """A 400 about the request itself is the upstream's answer: relayed, not retried."""
     fake_a.fail_always({"status": 400})
     fake_b.fail_always({"status": 400})

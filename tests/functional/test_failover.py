@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 from tests.functional.conftest import (
     UPSTREAM_KEY_A,
@@ -19,7 +20,7 @@ from tests.functional.conftest import (
 )
 from tests.functional.router_process import RouterProcess
 
-HELLO = [{"role": "user", "content": "Hello"}]
+HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Hello"}]
 
 
 def closed_port_url() -> str:
@@ -78,10 +79,13 @@ def test_429_fails_over_and_ejects_for_retry_after(
     assert "1 ejected" in httpx.get(f"{router.url}/readyz").json()["pools"][0]
 
 
-def test_ejected_backend_is_probed_back(start_router: RouterFactory, fake_a: Fake,
-                                        fake_b: Fake) -> None:
-    pool = {"strategy": "round-robin",
-            "backends": [backend(fake_a, UPSTREAM_KEY_A), backend(fake_b, UPSTREAM_KEY_B)]}
+def test_ejected_backend_is_probed_back(
+    start_router: RouterFactory, fake_a: Fake, fake_b: Fake
+) -> None:
+    pool = {
+        "strategy": "round-robin",
+        "backends": [backend(fake_a, UPSTREAM_KEY_A), backend(fake_b, UPSTREAM_KEY_B)],
+    }
     config = make_config({"gpt-4o": pool}, health={"failures_to_eject": 1, "cooldown": 0.2})
     router = start_router(config)
     fake_a.fail_next({"status": 500})
@@ -106,10 +110,9 @@ def test_no_retry_after_the_first_byte(router: RouterProcess, fake_a: Fake, fake
     fake_b.fail_always({"cut_after": 2})
     with sdk(router) as client:
         stream = client.chat.completions.create(model="gpt-4o", messages=HELLO, stream=True)
-        received = []
+        received: list[object] = []
         with pytest.raises(openai.APIError) as caught:
-            for chunk in stream:
-                received.append(chunk)
+            received.extend(stream)
     assert len(received) == 2
     assert "broke off the stream" in caught.value.message
     assert len(fake_a.requests()) + len(fake_b.requests()) == 1
@@ -123,13 +126,17 @@ def test_mid_stream_death_is_an_error_event_not_a_clean_end(
     fake_a.fail_always({"cut_after": 3})
     fake_b.fail_always({"cut_after": 3})
     body = {"model": "gpt-4o", "messages": HELLO, "stream": True}
-    with httpx.stream("POST", f"{router.base_url}/chat/completions", json=body,
-                      headers={"Authorization": f"Bearer {CLIENT_KEY}"}) as response:
+    with httpx.stream(
+        "POST",
+        f"{router.base_url}/chat/completions",
+        json=body,
+        headers={"Authorization": f"Bearer {CLIENT_KEY}"},
+    ) as response:
         raw = b"".join(response.iter_bytes())
     assert b"[DONE]" not in raw
     assert raw.endswith(b"\n\n")
     last = raw.rstrip(b"\n").split(b"\n\n")[-1]
-    assert last.startswith(b"event: error\ndata: {\"error\":")
+    assert last.startswith(b'event: error\ndata: {"error":')
     assert router.wait_access(1)[-1]["outcome"] == "upstream_error"
 
 
@@ -168,8 +175,10 @@ def test_fallback_model_answers_when_the_pool_fails(
 def test_retry_budget_caps_retries_in_an_outage(
     start_router: RouterFactory, fake_a: Fake, fake_b: Fake
 ) -> None:
-    pool = {"strategy": "round-robin",
-            "backends": [backend(fake_a, UPSTREAM_KEY_A), backend(fake_b, UPSTREAM_KEY_B)]}
+    pool = {
+        "strategy": "round-robin",
+        "backends": [backend(fake_a, UPSTREAM_KEY_A), backend(fake_b, UPSTREAM_KEY_B)],
+    }
     config = make_config(
         {"gpt-4o": pool},
         retry={"budget_percent": 0.1, "budget_min_per_second": 0, "budget_window": 60},
