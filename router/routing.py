@@ -72,6 +72,9 @@ class RouteTable:
     def models(self) -> list[str]:
         return list(self._fallbacks)
 
+    def __contains__(self, model: object) -> bool:
+        return model in self._fallbacks
+
     def chain(self, endpoint: Endpoint, model: str, principal: Principal) -> list[Route]:
         """The route for ``model`` then its fallbacks the key may use; raise if none."""
         if model not in self._fallbacks or not principal.allows(model):

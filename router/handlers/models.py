@@ -27,7 +27,7 @@ async def list_models(request: web.Request) -> web.Response:
 async def retrieve_model(request: web.Request) -> web.Response:
     principal = authenticate(request)
     model = request.match_info["model"]
-    if model not in request.app[ROUTES].models() or not principal.allows(model):
+    if model not in request.app[ROUTES] or not principal.allows(model):
         raise ModelNotFound(model)
     return json_response(_model_object(model, request.app[LIFECYCLE].started_at))
 
