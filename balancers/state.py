@@ -132,6 +132,15 @@ class BackendState:
         """
         self._fire(Event.PROBE, now)
 
+    def on_abandoned(self, now: float) -> None:
+        """A request ended with no outcome (its client went away before the answer).
+
+        Not a transition: if it was the probe, its deadline simply ends now, so the next
+        request probes instead of the backend waiting out ``max_cooldown`` in PROBING.
+        """
+        if self.health is Health.PROBING:
+            self.cooldown_until = now
+
     def _fire(self, event: Event, now: float, retry_after: float | None = None) -> None:
         target = TABLE.get((self.health, event))
         if target is None:

@@ -163,22 +163,32 @@ async def _attempt(
         async with asyncio.timeout(backend.timeouts.first_byte):
             response = await backend.post(endpoint, body, headers)
         first_byte = time.monotonic()
-        if retryable_status(response.status):
-            raise await _refused(backend, response, first_byte)
-        state.observe(first_byte - started, first_byte)
-        state.on_success(first_byte)
-        reply = Reply(backend, response, started, first_byte)
-        if not reply.streaming:
-            async with asyncio.timeout(backend.timeouts.idle):
-                reply.body = await response.read()
-        return reply
+        if not retryable_status(response.status):
+            return await _accepted(backend, response, started, first_byte)
+        refused = await _refused(backend, response, first_byte)
     except _TRANSPORT_ERRORS as exc:
         _release(state, response)
         state.on_failure(time.monotonic())
         raise from_exception(exc, backend.name) from exc
-    except BaseException:
+    except BaseException:  # cancelled: the client went away, there is no outcome to report
         _release(state, response)
+        state.on_abandoned(time.monotonic())
         raise
+    _release(state, response)
+    raise refused
+
+
+async def _accepted(
+    backend: Backend, response: aiohttp.ClientResponse, started: float, first_byte: float
+) -> Reply:
+    """A usable answer: record it, and read a non-streamed body while retrying is still safe."""
+    backend.state.observe(first_byte - started, first_byte)
+    backend.state.on_success(first_byte)
+    reply = Reply(backend, response, started, first_byte)
+    if not reply.streaming:
+        async with asyncio.timeout(backend.timeouts.idle):
+            reply.body = await response.read()
+    return reply
 
 
 async def _refused(backend: Backend, response: aiohttp.ClientResponse, now: float) -> Retryable:

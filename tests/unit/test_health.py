@@ -166,6 +166,22 @@ def test_lost_probe_is_replaced_after_max_cooldown():
     assert not b.ready(45.0)
 
 
+def test_abandoned_probe_frees_the_next_request_to_probe():
+    b = probing(now=5.0)
+    b.on_abandoned(6.0)  # the probing request's client went away: no outcome
+    assert b.health is Health.PROBING
+    assert b.ready(6.0)
+    b.start_probe(6.0)
+    assert not b.ready(6.0)
+
+
+def test_abandoned_request_changes_nothing_when_not_probing():
+    b = backend()
+    b.on_failure(0.0)
+    b.on_abandoned(1.0)
+    assert (b.health, b.consecutive_failures, b.cooldown_until) == (Health.HEALTHY, 1, 0.0)
+
+
 def test_huge_ejection_count_does_not_overflow():
     policy = HealthPolicy(base_cooldown=1.0, max_cooldown=300.0)
     assert policy.cooldown(5000) == 300.0
