@@ -48,7 +48,7 @@ async def proxy(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
     try:
         ctx.upstream_started, ctx.upstream_first_byte = reply.started, reply.first_byte
         ctx.upstream_request_id = reply.response.headers.get("x-request-id")
-        return await relay(request, reply, ctx)
+        return await relay(request, reply, ctx, endpoint)
     finally:
         reply.close()
 

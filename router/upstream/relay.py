@@ -9,23 +9,31 @@ events per chunk, so its chunks pass through unchanged, boundaries included.
 
 from __future__ import annotations
 
-import asyncio
-import re
-
 import aiohttp
 import orjson
 from aiohttp import web
 
+from router.config import Endpoint
 from router.context import RequestContext
+from router.upstream.idle import IdleWatch
 from router.upstream.reply import Reply
 
 _EVENT_END = (b"\n\n", b"\r\n\r\n")
-_STREAM_END = re.compile(
-    rb"data: \[DONE\]|event: response\.(?:completed|incomplete|failed)|event: error"
-)
+# How each protocol ends a stream; a stream that stops without one of these was cut off.
+_STREAM_ENDS: dict[Endpoint, tuple[bytes, ...]] = {
+    "chat": (b"data: [DONE]",),
+    "responses": (
+        b"event: response.completed",
+        b"event: response.incomplete",
+        b"event: response.failed",
+    ),
+    "embeddings": (),
+}
 
 
-async def relay(request: web.Request, reply: Reply, ctx: RequestContext) -> web.StreamResponse:
+async def relay(
+    request: web.Request, reply: Reply, ctx: RequestContext, endpoint: Endpoint
+) -> web.StreamResponse:
     headers = reply.client_headers(ctx.request_id)
     if not reply.streaming:
         return web.Response(status=reply.status, body=reply.body, headers=headers)
@@ -33,7 +41,7 @@ async def relay(request: web.Request, reply: Reply, ctx: RequestContext) -> web.
     out = web.StreamResponse(status=reply.status, headers=headers)
     await out.prepare(request)
     try:
-        failure = await _pump(reply, out)
+        failure = await _pump(reply, out, _STREAM_ENDS[endpoint])
         if failure is not None:
             ctx.outcome = failure[0]
             await out.write(error_event(failure[1]))
@@ -42,43 +50,51 @@ async def relay(request: web.Request, reply: Reply, ctx: RequestContext) -> web.
     return out
 
 
-async def _pump(reply: Reply, out: web.StreamResponse) -> tuple[str, str] | None:
+async def _pump(
+    reply: Reply, out: web.StreamResponse, ends: tuple[bytes, ...]
+) -> tuple[str, str] | None:
     """Forward events until the upstream ends; None if it ended as the protocol says."""
     name = reply.backend.name
+    watch = IdleWatch(reply.response.content, reply.backend.timeouts.idle)
     try:
-        complete = await _forward_events(reply, out)
+        complete = await _forward_events(reply, out, watch, ends)
     except TimeoutError:
         return "timeout", f"Backend {name} stopped sending in the middle of the stream."
     except aiohttp.ClientError:
         return "upstream_error", f"Backend {name} broke off the stream."
+    finally:
+        watch.cancel()
     if not complete:
         return "upstream_error", f"Backend {name} ended the stream before it was complete."
     return None
 
 
-async def _forward_events(reply: Reply, out: web.StreamResponse) -> bool:
+async def _forward_events(
+    reply: Reply, out: web.StreamResponse, watch: IdleWatch, ends: tuple[bytes, ...]
+) -> bool:
     content = reply.response.content
-    idle = reply.backend.timeouts.idle
-    clock = asyncio.get_running_loop().time
     pending = b""
     complete = False
-    # One timeout for the whole stream, moved before each read and lifted during each write:
-    # a slow client is back-pressure, not an idle upstream.
-    async with asyncio.timeout(None) as deadline:
-        while True:
-            deadline.reschedule(clock() + idle)
-            chunk = await content.readany()
-            deadline.reschedule(None)
+    while True:
+        chunk = await content.readany()
+        watch.busy()
+        if not chunk:
+            return complete and not pending
+        if pending:
+            chunk, pending = pending + chunk, b""
+        if not chunk.endswith(_EVENT_END):
+            chunk, pending = _split_at_event_end(chunk)
             if not chunk:
-                return complete and not pending
-            if pending:
-                chunk, pending = pending + chunk, b""
-            if not chunk.endswith(_EVENT_END):
-                chunk, pending = _split_at_event_end(chunk)
-                if not chunk:
-                    continue
-            complete = complete or _STREAM_END.search(chunk) is not None
-            await out.write(chunk)
+                watch.idle()
+                continue
+        if not complete:
+            complete = _ends(chunk, ends)
+        await out.write(chunk)
+        watch.idle()
+
+
+def _ends(chunk: bytes, ends: tuple[bytes, ...]) -> bool:
+    return any(marker in chunk for marker in ends)
 
 
 def _split_at_event_end(data: bytes) -> tuple[bytes, bytes]:
