@@ -10,8 +10,8 @@ from aiohttp import web
 from router.appkeys import CONFIG, FORWARDER, KEYRING, LIFECYCLE, ROUTES, Lifecycle
 from router.auth import KeyRing
 from router.config import Config
+from router.edge import add_fallback
 from router.handlers import health, models, proxy
-from router.middleware import edge_middleware
 from router.routing import RouteTable
 from router.upstream.forward import Forwarder
 
@@ -26,7 +26,6 @@ async def _upstreams(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(config: Config) -> web.Application:
     app = web.Application(
-        middlewares=[edge_middleware],
         # aiohttp refuses larger bodies with 413 while reading; the handler checks first.
         client_max_size=config.server.max_body_bytes,
     )
@@ -38,4 +37,5 @@ def create_app(config: Config) -> web.Application:
     models.add_routes(app)
     proxy.add_routes(app)
     health.add_routes(app)
+    add_fallback(app)
     return app

@@ -21,7 +21,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from yarl import URL
 
 from balancers import STRATEGIES
@@ -74,6 +82,14 @@ class Timeouts(_Strict):
     first_byte: float = Field(300.0, gt=0)
     idle: float = Field(60.0, gt=0)
     total: float | None = Field(900.0, gt=0)
+
+    @model_validator(mode="after")
+    def _idle_within_first_byte(self) -> Timeouts:
+        # aiohttp's socket-read limit is first_byte for the whole answer; the idle limit of a
+        # stream tightens it, it cannot loosen it.
+        if self.idle > self.first_byte:
+            raise ValueError("idle must not be longer than first_byte")
+        return self
 
 
 class BackendConfig(_Strict):
@@ -204,8 +220,13 @@ _MESSAGES = {"extra_forbidden": "unknown key", "missing": "required"}
 
 
 def _schema_problems(exc: ValidationError) -> list[str]:
+    errors = exc.errors(include_url=False, include_input=False)
+    # A list whose only item failed also reports "too short"; the item's own error says it all.
+    deeper = {err["loc"][:n] for err in errors for n in range(len(err["loc"]))}
     problems = []
-    for err in exc.errors(include_url=False, include_input=False):
+    for err in errors:
+        if err["type"] == "too_short" and err["loc"] in deeper:
+            continue
         message = _MESSAGES.get(err["type"], err["msg"]).removeprefix("Value error, ")
         problems.append(f"{_loc_to_path(err['loc'])}: {message}")
     return problems

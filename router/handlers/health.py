@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from router.appkeys import LIFECYCLE, ROUTES
+from router.edge import edge
 from router.handlers.common import json_response
 
 
@@ -22,5 +23,5 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/healthz", edge(healthz))
+    app.router.add_get("/readyz", edge(readyz))

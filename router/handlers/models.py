@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from router.appkeys import LIFECYCLE, ROUTES
+from router.edge import edge
 from router.errors import ModelNotFound
 from router.handlers.common import authenticate, json_response
 
@@ -33,6 +34,6 @@ async def retrieve_model(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_get("/v1/models", list_models)
+    app.router.add_get("/v1/models", edge(list_models))
     # Model IDs may contain slashes (meta-llama/Llama-3.1-8B), as fine-tune IDs hold colons.
-    app.router.add_get("/v1/models/{model:.+}", retrieve_model)
+    app.router.add_get("/v1/models/{model:.+}", edge(retrieve_model))

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from router.appkeys import CONTEXT, FORWARDER, ROUTES
 from router.config import Endpoint
+from router.edge import edge
 from router.handlers.common import (
     authenticate,
     check_stream,
@@ -66,6 +67,6 @@ async def responses(request: web.Request) -> web.StreamResponse:
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_post("/v1/chat/completions", chat_completions)
-    app.router.add_post("/v1/embeddings", embeddings)
-    app.router.add_post("/v1/responses", responses)
+    app.router.add_post("/v1/chat/completions", edge(chat_completions))
+    app.router.add_post("/v1/embeddings", edge(embeddings))
+    app.router.add_post("/v1/responses", edge(responses))

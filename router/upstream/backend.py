@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 from aiohttp.client import _RequestContextManager
 from yarl import URL
@@ -29,6 +31,7 @@ class Backend:
     __slots__ = (
         "client_timeout",
         "headers",
+        "loop",
         "model",
         "name",
         "renames",
@@ -57,13 +60,16 @@ class Backend:
         }
         self.headers = {**config.headers, **credential_headers(config)}
         self.timeouts = config.timeouts
-        # First-byte and idle deadlines are enforced by the caller (they differ per phase);
-        # aiohttp owns connect (which includes waiting for a pooled connection) and total.
+        # aiohttp enforces connect (which includes waiting for a pooled connection), total,
+        # and sock_read: the longest silence, which before the headers is the first byte.
+        # A stream's idle limit (never above first_byte) is the relay's IdleWatch.
         self.client_timeout = aiohttp.ClientTimeout(
             total=config.timeouts.total,
             connect=config.timeouts.connect,
             sock_connect=config.timeouts.connect,
+            sock_read=config.timeouts.first_byte,
         )
+        self.loop = asyncio.get_running_loop()
 
     def post(
         self, endpoint: Endpoint, body: bytes, headers: dict[str, str]

@@ -12,9 +12,9 @@ during an outage retries add at most ``budget_percent`` to the load, not a multi
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 
 import aiohttp
 import orjson
@@ -112,29 +112,38 @@ class Forwarder:
         ctx: RequestContext,
     ) -> Reply:
         tried: set[BackendState] = set()
-
-        async def attempt() -> Reply:
-            backend = _pick(route, tried)
-            ctx.attempt(route.model, backend.name)
-            return await _attempt(
-                backend, route.endpoint, _body_for(backend, payload, body), headers
-            )
-
-        # Most requests succeed at once: the first try runs outside tenacity, whose machinery
-        # costs ~11 µs a request. The first retry goes at once to another backend (failover, as
-        # Envoy does across hosts); later ones back off with jitter.
+        # Most requests succeed at once, so the first try runs outside tenacity, whose
+        # machinery costs ~11 µs a request. The first retry goes at once to another backend
+        # (failover, as Envoy does across hosts); later ones back off with jitter.
         try:
-            return await attempt()
+            return await _try(route, tried, payload, body, headers, ctx)
         except Retryable:
             stop = _StopRetrying(
                 self._attempts, 1, lambda: len(tried) < len(route.pool.backends), self.budget
             )
             if stop.after(1):
                 raise
+        async def retry() -> Reply:
+            return await _try(route, tried, payload, body, headers, ctx)
+
         retrying = AsyncRetrying(
             stop=stop, wait=self._wait, retry=retry_if_exception_type(Retryable), reraise=True
         )
-        return await retrying(attempt)
+        return await retrying(retry)
+
+
+def _try(
+    route: Route,
+    tried: set[BackendState],
+    payload: dict[str, object],
+    body: bytes,
+    headers: dict[str, str],
+    ctx: RequestContext,
+) -> Coroutine[None, None, Reply]:
+    """Pick an untried backend and start the attempt (no coroutine frame of its own)."""
+    backend = _pick(route, tried)
+    ctx.attempt(route.model, backend.name)
+    return _attempt(backend, route.endpoint, _body_for(backend, payload, body), headers)
 
 
 def _pick(route: Route, tried: set[BackendState]) -> Backend:
@@ -155,16 +164,21 @@ def _body_for(backend: Backend, payload: dict[str, object], body: bytes) -> byte
 async def _attempt(
     backend: Backend, endpoint: Endpoint, body: bytes, headers: dict[str, str]
 ) -> Reply:
+    """One try on one backend. Timeouts are aiohttp's: connect, ``sock_read`` (= first byte:
+    nothing arrives before the headers, and a JSON body follows them at once) and total; a
+    stream's idle gaps are watched by the relay."""
     state = backend.state
     state.begin()
     started = time.monotonic()
     response: aiohttp.ClientResponse | None = None
     try:
-        async with asyncio.timeout(backend.timeouts.first_byte):
-            response = await backend.post(endpoint, body, headers)
+        response = await backend.post(endpoint, body, headers)
         first_byte = time.monotonic()
         if not retryable_status(response.status):
-            return await _accepted(backend, response, started, first_byte)
+            reply = _accepted(backend, response, started, first_byte)
+            if not reply.streaming:  # read it whole while a retry is still possible
+                reply.body = await response.read()
+            return reply
         refused = await _refused(backend, response, first_byte)
     except _TRANSPORT_ERRORS as exc:
         _release(state, response)
@@ -178,17 +192,13 @@ async def _attempt(
     raise refused
 
 
-async def _accepted(
+def _accepted(
     backend: Backend, response: aiohttp.ClientResponse, started: float, first_byte: float
 ) -> Reply:
-    """A usable answer: record it, and read a non-streamed body while retrying is still safe."""
+    """A usable answer (2xx, or a 4xx about the request itself): the backend is healthy."""
     backend.state.observe(first_byte - started, first_byte)
     backend.state.on_success(first_byte)
-    reply = Reply(backend, response, started, first_byte)
-    if not reply.streaming:
-        async with asyncio.timeout(backend.timeouts.idle):
-            reply.body = await response.read()
-    return reply
+    return Reply(backend, response, started, first_byte)
 
 
 async def _refused(backend: Backend, response: aiohttp.ClientResponse, now: float) -> Retryable:
@@ -200,11 +210,8 @@ async def _refused(backend: Backend, response: aiohttp.ClientResponse, now: floa
         backend.state.on_failure(now)
     # Read the small error body so the keep-alive connection can be reused, then drop it:
     # an upstream error body is never shown to the client (it can quote our upstream key).
-    try:
-        async with asyncio.timeout(backend.timeouts.idle):
-            await response.read()
-    except _TRANSPORT_ERRORS:
-        pass
+    with contextlib.suppress(*_TRANSPORT_ERRORS):
+        await response.read()
     response.release()
     return from_status(response.status, backend.name, retry_after)
 

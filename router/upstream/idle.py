@@ -18,8 +18,8 @@ from aiohttp import StreamReader
 class IdleWatch:
     __slots__ = ("_content", "_handle", "_idle", "_loop", "_stamp", "_writing", "expired")
 
-    def __init__(self, content: StreamReader, idle: float) -> None:
-        self._loop = asyncio.get_running_loop()
+    def __init__(self, loop: asyncio.AbstractEventLoop, content: StreamReader, idle: float) -> None:
+        self._loop = loop
         self._content = content
         self._idle = idle
         self._stamp = self._loop.time()

@@ -55,7 +55,8 @@ async def _pump(
 ) -> tuple[str, str] | None:
     """Forward events until the upstream ends; None if it ended as the protocol says."""
     name = reply.backend.name
-    watch = IdleWatch(reply.response.content, reply.backend.timeouts.idle)
+    backend = reply.backend
+    watch = IdleWatch(backend.loop, reply.response.content, backend.timeouts.idle)
     try:
         complete = await _forward_events(reply, out, watch, ends)
     except TimeoutError:

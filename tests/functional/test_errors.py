@@ -168,7 +168,7 @@ def test_503_with_retry_after_when_all_backends_are_rate_limited(
 
 
 def test_504_when_the_first_byte_is_late(start_router: RouterFactory, fake_a: Fake) -> None:
-    slow = backend(fake_a, UPSTREAM_KEY_A, timeouts={"first_byte": 0.3})
+    slow = backend(fake_a, UPSTREAM_KEY_A, timeouts={"first_byte": 0.3, "idle": 0.3})
     router = start_router(make_config({"gpt-4o": {"backends": [slow]}}))
     fake_a.fail_always({"delay_first_byte": 3})
     response = post(router, {"model": "gpt-4o", "messages": HELLO})

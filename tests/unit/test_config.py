@@ -147,3 +147,10 @@ def test_unreadable_file(tmp_path: object) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config("/nonexistent/config.yaml", {})
     assert caught.value.problems[0].startswith("/nonexistent/config.yaml: cannot read")
+
+
+def test_stream_idle_limit_cannot_exceed_first_byte() -> None:
+    found = problems(
+        'models: {m: {backends: [{name: a, url: "http://a/v1", timeouts: {first_byte: 5, idle: 9}}]}}'
+    )
+    assert found == ["models.m.backends[0].timeouts: idle must not be longer than first_byte"]

@@ -1,0 +1,179 @@
+"""What a store keeps per API key, and its JSON form.
+
+A record holds hashes only, never a secret. :meth:`KeyRecord.public` is the view an admin API or
+the web page may show: it has no hash at all, so a leaked listing reveals nothing checkable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal, cast
+
+import orjson
+
+from router.auth.keyformat import verify
+
+KeyState = Literal["active", "revoked"]
+STATES: tuple[KeyState, ...] = ("active", "revoked")
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class KeyLimits:
+    """Per-key limits; None means "no limit of this kind"."""
+
+    rpm: int | None = None
+    tpm: int | None = None
+    concurrency: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("rpm", "tpm", "concurrency"):
+            value = getattr(self, name)
+            if value is not None and (
+                not isinstance(value, int) or isinstance(value, bool) or value < 0
+            ):
+                raise ValueError(f"limits.{name}: expected a non-negative integer or null")
+
+    def to_dict(self) -> dict[str, int | None]:
+        """``{"rpm": …, "tpm": …, "concurrency": …}``."""
+        return {"rpm": self.rpm, "tpm": self.tpm, "concurrency": self.concurrency}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KeyRecord:
+    """One API key as stored: identity, policy, state and the hashes of its secrets.
+
+    ``previous_hash`` is the secret replaced by the last rotation; it keeps working until
+    ``previous_expires_at`` so clients can be redeployed without an outage.
+    """
+
+    id: str
+    name: str
+    created_at: float
+    secret_hash: str
+    last_used_at: float | None = None
+    expires_at: float | None = None
+    models: tuple[str, ...] = ("*",)
+    limits: KeyLimits = field(default_factory=KeyLimits)
+    state: KeyState = "active"
+    previous_hash: str | None = None
+    previous_expires_at: float | None = None
+
+    def __post_init__(self) -> None:
+        if not self.name or not isinstance(self.name, str):
+            raise ValueError("name: expected a non-empty string")
+        for name in ("created_at", "last_used_at", "expires_at", "previous_expires_at"):
+            value = getattr(self, name)
+            if not (_is_number(value) or (value is None and name != "created_at")):
+                raise ValueError(f"{name}: expected a unix time")
+        if not isinstance(self.models, tuple) or not all(isinstance(m, str) for m in self.models):
+            raise ValueError("models: expected a tuple of strings")
+        if self.state not in STATES:
+            raise ValueError(f"state: expected one of {', '.join(STATES)}")
+
+    def previous_valid(self, now: float) -> bool:
+        """Whether the pre-rotation secret is still accepted at ``now``."""
+        return (
+            self.previous_hash is not None
+            and self.previous_expires_at is not None
+            and now < self.previous_expires_at
+        )
+
+    def accepts(self, secret: str, now: float, *, pepper: bytes | None = None) -> bool:
+        """Whether ``secret`` opens this key at ``now``: active, unexpired, a current hash."""
+        if self.state != "active":
+            return False
+        if self.expires_at is not None and now >= self.expires_at:
+            return False
+        hashes = [self.secret_hash]
+        if self.previous_valid(now):
+            hashes.append(cast(str, self.previous_hash))
+        return verify(secret, hashes, pepper)
+
+    def public(self, now: float | None = None) -> dict[str, Any]:
+        """The JSON-able view for admins: no hash, no secret.
+
+        ``rotation_grace_until`` appears while the previous secret still works at ``now``
+        (default: the current time).
+        """
+        now = time.time() if now is None else now
+        view: dict[str, Any] = {
+            "id": self.id,
+            "object": "api_key",
+            "name": self.name,
+            "created_at": self.created_at,
+            "last_used_at": self.last_used_at,
+            "expires_at": self.expires_at,
+            "models": list(self.models),
+            "limits": self.limits.to_dict(),
+            "state": self.state,
+        }
+        if self.previous_valid(now):
+            view["rotation_grace_until"] = self.previous_expires_at
+        return view
+
+    def to_json(self) -> bytes:
+        """The stored form (includes hashes; never send it to a client)."""
+        data = dataclasses.asdict(self)
+        data["models"] = list(self.models)
+        data["v"] = FORMAT_VERSION
+        return orjson.dumps(data)
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> KeyRecord:
+        """Parse :meth:`to_json` output; raise ValueError on anything malformed."""
+        try:
+            raw = orjson.loads(data)
+            if not isinstance(raw, dict):
+                raise TypeError("not an object")
+            return cls._from_dict(raw)
+        except (TypeError, KeyError, orjson.JSONDecodeError) as exc:
+            raise ValueError(f"malformed key record: {exc!r}") from None
+
+    @classmethod
+    def _from_dict(cls, raw: dict[str, Any]) -> KeyRecord:
+        return cls(
+            id=_str(raw["id"]),
+            name=_str(raw["name"]),
+            created_at=_number(raw["created_at"]),
+            secret_hash=_str(raw["secret_hash"]),
+            last_used_at=_optional_number(raw.get("last_used_at")),
+            expires_at=_optional_number(raw.get("expires_at")),
+            models=_strings(raw.get("models", ["*"])),
+            limits=KeyLimits(**raw.get("limits") or {}),
+            state=cast(KeyState, raw.get("state", "active")),
+            previous_hash=_optional_str(raw.get("previous_hash")),
+            previous_expires_at=_optional_number(raw.get("previous_expires_at")),
+        )
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {type(value).__name__}")
+    return value
+
+
+def _optional_str(value: Any) -> str | None:
+    return None if value is None else _str(value)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _number(value: Any) -> float:
+    if not _is_number(value):
+        raise TypeError(f"expected a number, got {type(value).__name__}")
+    return float(value)
+
+
+def _optional_number(value: Any) -> float | None:
+    return None if value is None else _number(value)
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise TypeError("expected a list of strings")
+    return tuple(_str(item) for item in value)

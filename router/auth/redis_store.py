@@ -1,0 +1,191 @@
+"""The shared key store: Redis, for any number of router processes and hosts.
+
+Layout (``sy:`` is the default prefix)::
+
+    sy:key:{<id>}     the record's JSON; braces make the id the Redis Cluster hash tag
+    sy:keys           set of every key id
+    sy:last-used      sorted set, id -> last use; ZADD GT only ever raises a score
+    sy:key-changes    pub/sub channel: the id of every record put
+
+Pub/sub is fire-and-forget: a subscriber that was disconnected has missed messages. So
+:meth:`RedisStore.changes` yields ``"*"`` (evict everything) whenever it (re)subscribes, and
+resubscribes after a connection loss with a bounded, doubling pause.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import dataclasses
+import logging
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from typing import Any, TypeVar
+
+import redis.asyncio
+from redis.asyncio.client import PubSub
+from redis.asyncio.connection import Connection
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from router.auth.records import KeyRecord
+from router.auth.store import EVICT_ALL
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_CONNECTION_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
+_MIN_PAUSE = 0.05
+_MAX_PAUSE = 2.0
+# How often the listener wakes without a message, to notice close() and reconnects.
+_LISTEN_TIMEOUT = 1.0
+
+
+class _WatchedPubSub(PubSub):
+    """A PubSub that counts the reconnects redis-py performs on its own.
+
+    redis-py reconnects and resubscribes inside ``get_message`` when the connection drops
+    (``on_connect`` runs only for those reconnects, not the first connect); the messages
+    published in between are lost, and this count is how the listener learns of it.
+    """
+
+    reconnects = 0
+
+    async def on_connect(self, connection: Connection) -> None:
+        self.reconnects += 1
+        await super().on_connect(connection)
+
+
+class RedisStore:
+    """Key records in Redis. ``client`` stays the caller's unless built by :meth:`from_url`."""
+
+    def __init__(self, client: redis.asyncio.Redis, prefix: str = "sy:") -> None:
+        self.client = client
+        self.prefix = prefix
+        self.channel = f"{prefix}key-changes"
+        self._ids = f"{prefix}keys"
+        self._last_used = f"{prefix}last-used"
+        self._owns_client = False
+        self._closed = False
+
+    @classmethod
+    def from_url(cls, url: str, prefix: str = "sy:") -> RedisStore:
+        """A store with its own client, closed by :meth:`close`."""
+        store = cls(redis.asyncio.Redis.from_url(url), prefix)
+        store._owns_client = True
+        return store
+
+    def __repr__(self) -> str:
+        return f"<RedisStore {self.prefix!r}{' closed' if self._closed else ''}>"
+
+    def record_key(self, key_id: str) -> str:
+        """The Redis key holding the record of ``key_id``."""
+        return f"{self.prefix}key:{{{key_id}}}"
+
+    async def _retry_once(self, operation: Callable[[], Awaitable[T]]) -> T:
+        # After a Redis restart every idle pooled connection is dead, and a client built by
+        # from_url() does not retry. Every operation here is idempotent (a second PUBLISH only
+        # evicts twice), so drop the idle connections and try once more on fresh ones.
+        try:
+            return await operation()
+        except RedisConnectionError:
+            await self.client.connection_pool.disconnect(inuse_connections=False)
+            return await operation()
+
+    async def get(self, key_id: str) -> KeyRecord | None:
+        """The record, or None."""
+        raw, last_used = await self._retry_once(lambda: self._get(key_id))
+        return None if raw is None else _record(raw, last_used)
+
+    async def _get(self, key_id: str) -> builtins.list[Any]:
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.get(self.record_key(key_id))
+            pipe.zscore(self._last_used, key_id)
+            return await pipe.execute()
+
+    async def list(self) -> builtins.list[KeyRecord]:
+        """Every record, newest first."""
+        raws, last_used = await self._retry_once(self._list)
+        records = [_record(raw, used) for raw, used in zip(raws, last_used, strict=True) if raw]
+        return sorted(records, key=lambda r: (r.created_at, r.id), reverse=True)
+
+    async def _list(self) -> tuple[builtins.list[Any], builtins.list[Any]]:
+        ids = sorted(_text(member) for member in await self.client.smembers(self._ids))
+        if not ids:
+            return [], []
+        async with self.client.pipeline(transaction=False) as pipe:
+            for key_id in ids:
+                pipe.get(self.record_key(key_id))
+            pipe.zmscore(self._last_used, ids)
+            *raws, last_used = await pipe.execute()
+        return raws, last_used
+
+    async def put(self, record: KeyRecord) -> None:
+        """SET the record, SADD its id and PUBLISH the change, in one MULTI/EXEC."""
+        await self._retry_once(lambda: self._put(record))
+
+    async def _put(self, record: KeyRecord) -> None:
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.set(self.record_key(record.id), record.to_json())
+            pipe.sadd(self._ids, record.id)
+            if record.last_used_at is not None:
+                pipe.zadd(self._last_used, {record.id: record.last_used_at}, gt=True)
+            pipe.publish(self.channel, record.id)
+            await pipe.execute()
+
+    async def touch(self, last_used: Mapping[str, float]) -> None:
+        """Raise last-use times (one ZADD GT; never lowers one); not a change."""
+        if last_used:
+            mapping = dict(last_used)
+            await self._retry_once(lambda: self.client.zadd(self._last_used, mapping, gt=True))
+
+    async def changes(self) -> AsyncGenerator[str, None]:
+        """Ids put by any process; ``"*"`` after every (re)subscription."""
+        pause = _MIN_PAUSE
+        while not self._closed:
+            pubsub = _WatchedPubSub(self.client.connection_pool, ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.channel)
+                pause = _MIN_PAUSE
+                yield EVICT_ALL  # listening from now on; earlier changes may have been missed
+                seen = 0
+                while not self._closed:
+                    key_id = await _next_change(pubsub)
+                    if pubsub.reconnects != seen:
+                        seen = pubsub.reconnects
+                        yield EVICT_ALL
+                    if key_id is not None:
+                        yield key_id
+            except _CONNECTION_ERRORS as exc:
+                log.warning("key changes: subscription lost (%r); again in %.2f s", exc, pause)
+            finally:
+                await pubsub.aclose()  # type: ignore[no-untyped-call]  # untyped in redis-py
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, _MAX_PAUSE)
+
+    async def close(self) -> None:
+        """End ``changes()`` iterators (within a second) and close an owned client."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._owns_client:
+            await self.client.aclose()
+
+
+async def _next_change(pubsub: PubSub) -> str | None:
+    message: dict[str, Any] | None = await pubsub.get_message(
+        ignore_subscribe_messages=True, timeout=_LISTEN_TIMEOUT
+    )
+    if message is None or message.get("type") != "message":
+        return None
+    return _text(message["data"])
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _record(raw: bytes | str, last_used: float | None) -> KeyRecord:
+    record = KeyRecord.from_json(raw)
+    if last_used is not None and (record.last_used_at or 0.0) < last_used:
+        record = dataclasses.replace(record, last_used_at=last_used)
+    return record

@@ -1,0 +1,126 @@
+--[[
+admit.lua: check and take one request from an API key's limits, all or nothing, atomically.
+
+The bucket math is router/limits/bucket.py's, in the same order of operations (level_at,
+try_take, time_to_full); tests/bucket_cases.py is run through both.
+
+KEYS[1]  rpm bucket         hash {level, stamp}
+KEYS[2]  tpm bucket         hash {level, stamp}
+KEYS[3]  concurrency leases sorted set {lease id -> expiry}
+ARGV[1]  now in seconds, or "" for the Redis server's clock (one clock for all routers)
+ARGV[2]  rpm limit, or "" for none
+ARGV[3]  tpm limit, or "" for none
+ARGV[4]  token estimate: the tpm cost
+ARGV[5]  concurrency limit, or "" for none
+ARGV[6]  lease id
+ARGV[7]  lease ttl in seconds
+
+Returns strings, since Redis truncates Lua numbers to integers:
+  {allowed "1" | "0", kind "" | "requests" | "tokens" | "concurrency", retry_after "" | seconds,
+   rpm level, rpm seconds to full, tpm level, tpm seconds to full}
+  with "" for the level and time of a limit that is not set.
+]]
+
+-- Keeps the Redis < 5 default of replicating the script, not its effects, from replaying
+-- TIME on replicas; a no-op since Redis 5.
+if redis.replicate_commands then redis.replicate_commands() end
+
+local CONCURRENCY_RETRY_AFTER = 1  -- router/limits/types.py
+local MARGIN = 1  -- seconds an idle bucket outlives the moment it is full (and forgettable)
+
+local function fmt(x) return string.format('%.17g', x) end
+
+local now = tonumber(ARGV[1])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+
+local function level_at(level, stamp, capacity)
+  local elapsed = math.max(0, now - stamp)
+  return math.min(capacity, level + elapsed * (capacity / 60)), math.max(stamp, now)
+end
+
+-- allowed, level, stamp, retry_after (nil: allowed, or never)
+local function try_take(level, stamp, capacity, cost)
+  level, stamp = level_at(level, stamp, capacity)
+  if cost > capacity then return false, level, stamp, nil end
+  if level >= cost then return true, level - cost, stamp, nil end
+  if capacity / 60 == 0 then return false, level, stamp, nil end
+  return false, level, stamp, (cost - level) / (capacity / 60)
+end
+
+local function time_to_full(level, stamp, capacity)
+  local ahead = math.max(0, stamp - now)
+  if capacity / 60 == 0 then return ahead end
+  return ahead + math.max(0, (capacity - level) / (capacity / 60))
+end
+
+-- One bucket, refilled to now: {key, capacity, level, stamp, cost, allowed, retry}, or nil if
+-- not limited. Nothing is taken yet: that waits until every limit has passed.
+local function check(key, limit, cost)
+  local capacity = tonumber(limit)
+  if not capacity then return nil end
+  local saved = redis.call('HMGET', key, 'level', 'stamp')
+  local level, stamp = capacity, now
+  if saved[1] then level, stamp = tonumber(saved[1]), tonumber(saved[2]) end
+  local allowed, _, _, retry = try_take(level, stamp, capacity, cost)
+  level, stamp = level_at(level, stamp, capacity)
+  return {key = key, capacity = capacity, level = level, stamp = stamp, cost = cost,
+          allowed = allowed, retry = retry}
+end
+
+local rpm = check(KEYS[1], ARGV[2], 1)
+local tpm = check(KEYS[2], ARGV[3], tonumber(ARGV[4]))
+
+local refusals = {}
+if rpm and not rpm.allowed then table.insert(refusals, {'requests', rpm.retry}) end
+if tpm and not tpm.allowed then table.insert(refusals, {'tokens', tpm.retry}) end
+
+local concurrency = tonumber(ARGV[5])
+if concurrency then
+  -- Leases of a crashed router expire instead of holding their slots forever.
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', fmt(now))
+  if redis.call('ZCARD', KEYS[3]) >= concurrency then
+    table.insert(refusals, {'concurrency', CONCURRENCY_RETRY_AFTER})
+  end
+end
+
+-- The longest wait decides (nil, never, is longest); the first wins a tie. types.worst().
+local kind, retry = '', nil
+local longest = -1
+for _, refusal in ipairs(refusals) do
+  local wait = refusal[2] or math.huge
+  if wait > longest then kind, retry, longest = refusal[1], refusal[2], wait end
+end
+
+local allowed = #refusals == 0
+
+local function commit(b)
+  if not b then return end
+  b.level = b.level - b.cost  -- try_take's new level
+  redis.call('HSET', b.key, 'level', fmt(b.level), 'stamp', fmt(b.stamp))
+  local idle = time_to_full(b.level, b.stamp, b.capacity) + MARGIN
+  redis.call('PEXPIRE', b.key, math.ceil(idle * 1000))
+end
+
+if allowed then
+  commit(rpm)
+  commit(tpm)
+  if concurrency then
+    local ttl = tonumber(ARGV[7])
+    redis.call('ZADD', KEYS[3], fmt(now + ttl), ARGV[6])
+    redis.call('PEXPIRE', KEYS[3], math.ceil((ttl + MARGIN) * 1000))
+  end
+end
+
+-- What is left: after the take if allowed, else as it was (refilled to now).
+local function report(b)
+  if not b then return '', '' end
+  return fmt(b.level), fmt(time_to_full(b.level, b.stamp, b.capacity))
+end
+
+local rpm_level, rpm_reset = report(rpm)
+local tpm_level, tpm_reset = report(tpm)
+return {allowed and '1' or '0', kind, retry and fmt(retry) or '',
+        rpm_level, rpm_reset, tpm_level, tpm_reset}

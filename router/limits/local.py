@@ -1,0 +1,134 @@
+"""Limits kept in this process: the embedded default when no Redis is configured.
+
+Exact for one process only; with several workers or hosts each enforces the limits on its
+own, so use :class:`router.limits.redis.RedisLimiter` there. The decision is synchronous (no
+``await`` inside it), so it is atomic under asyncio without a lock.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from router.limits import bucket
+from router.limits.bucket import BucketSpec, BucketState, Take
+from router.limits.headers import rate_limit_headers
+from router.limits.types import CONCURRENCY_RETRY_AFTER, Admission, Kind, Limits, worst
+
+
+@dataclass(slots=True)
+class _Key:
+    """One API key's buckets (None until first used) and open leases (id -> expiry)."""
+
+    rpm: BucketState | None = None
+    tpm: BucketState | None = None
+    leases: dict[str, float] = field(default_factory=dict)
+
+
+class LocalLimiter:
+    """In-process token buckets and concurrency leases, one set per API key.
+
+    Entries live as long as the process; there is one per API key that was ever used, and
+    the keys are bounded by the key store. Leases expire after ``lease_ttl`` like Redis's, so
+    a lease whose release was lost cannot hold a slot forever.
+    """
+
+    def __init__(
+        self, *, clock: Callable[[], float] = time.monotonic, lease_ttl: float = 900.0
+    ) -> None:
+        self._clock = clock
+        self._lease_ttl = lease_ttl
+        self._keys: dict[str, _Key] = {}
+
+    def __repr__(self) -> str:
+        leases = sum(len(key.leases) for key in self._keys.values())
+        return f"<LocalLimiter [{len(self._keys)} keys | {leases} leases]>"
+
+    async def admit(self, key_id: str, limits: Limits, tokens: int, lease: str) -> Admission:
+        if limits.empty:
+            return Admission(allowed=True, kind=None, retry_after=None, headers={})
+        now = self._clock()
+        key = self._keys.get(key_id) or self._keys.setdefault(key_id, _Key())
+        rpm = _take(key.rpm, limits.rpm, now, 1)
+        tpm = _take(key.tpm, limits.tpm, now, tokens)
+        refusals: list[tuple[Kind, float | None]] = []
+        if rpm is not None and not rpm.allowed:
+            refusals.append(("requests", rpm.retry_after))
+        if tpm is not None and not tpm.allowed:
+            refusals.append(("tokens", tpm.retry_after))
+        if limits.concurrency is not None and not self._has_slot(key, limits.concurrency, now):
+            refusals.append(("concurrency", CONCURRENCY_RETRY_AFTER))
+        if refusals:
+            kind, retry_after = worst(refusals)
+            # Nothing is taken: the headers show the buckets as they are.
+            rpm_now = _current(key.rpm, limits.rpm, now)
+            tpm_now = _current(key.tpm, limits.tpm, now)
+            headers = _headers(limits, rpm_now, tpm_now, now)
+            return Admission(allowed=False, kind=kind, retry_after=retry_after, headers=headers)
+        # All limits passed: only now take from each, so a refusal takes from none.
+        if rpm is not None:
+            key.rpm = rpm.state
+        if tpm is not None:
+            key.tpm = tpm.state
+        if limits.concurrency is not None:
+            key.leases[lease] = now + self._lease_ttl
+        headers = _headers(limits, key.rpm, key.tpm, now)
+        return Admission(allowed=True, kind=None, retry_after=None, headers=headers)
+
+    async def settle(self, key_id: str, limits: Limits, delta_tokens: int) -> None:
+        if limits.tpm is None or delta_tokens == 0:
+            return
+        now = self._clock()
+        spec = BucketSpec(limits.tpm)
+        key = self._keys.get(key_id) or self._keys.setdefault(key_id, _Key())
+        state = key.tpm if key.tpm is not None else bucket.full(spec, now)
+        key.tpm = bucket.settle(state, spec, now, delta_tokens)
+
+    async def release(self, key_id: str, limits: Limits, lease: str) -> None:
+        if limits.concurrency is None:
+            return
+        key = self._keys.get(key_id)
+        if key is not None:
+            key.leases.pop(lease, None)
+
+    async def close(self) -> None:
+        self._keys.clear()
+
+    @staticmethod
+    def _has_slot(key: _Key, limit: int, now: float) -> bool:
+        if len(key.leases) < limit:
+            return True
+        # Pruning only when full keeps the common case O(1).
+        for lease, expiry in list(key.leases.items()):
+            if expiry <= now:
+                del key.leases[lease]
+        return len(key.leases) < limit
+
+
+def _take(state: BucketState | None, limit: int | None, now: float, cost: float) -> Take | None:
+    if limit is None:
+        return None
+    spec = BucketSpec(limit)
+    return bucket.try_take(state if state is not None else bucket.full(spec, now), spec, now, cost)
+
+
+def _current(state: BucketState | None, limit: int | None, now: float) -> BucketState | None:
+    if limit is None:
+        return None
+    spec = BucketSpec(limit)
+    return bucket.level_at(state if state is not None else bucket.full(spec, now), spec, now)
+
+
+def _headers(
+    limits: Limits, rpm: BucketState | None, tpm: BucketState | None, now: float
+) -> dict[str, str]:
+    rpm_level, rpm_reset = _report(rpm, limits.rpm, now)
+    tpm_level, tpm_reset = _report(tpm, limits.tpm, now)
+    return rate_limit_headers(limits, rpm_level, rpm_reset, tpm_level, tpm_reset)
+
+
+def _report(state: BucketState | None, limit: int | None, now: float) -> tuple[float, float]:
+    if state is None or limit is None:
+        return 0.0, 0.0
+    return state.level, bucket.time_to_full(state, BucketSpec(limit), now)

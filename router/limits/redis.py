@@ -1,0 +1,161 @@
+"""Limits shared by every router process and host: one atomic Lua call per admission.
+
+Each API key has three Redis keys with one hash tag, so they share a Redis Cluster slot and
+one script can touch all three: ``sy:{KEY}:rpm`` and ``sy:{KEY}:tpm`` (hashes of level and
+stamp, expiring once the bucket would be full again) and ``sy:{KEY}:conc`` (a sorted set of
+lease id -> expiry). Time is the Redis server's (``TIME``) so routers on hosts with skewed
+clocks share one clock; ``clock`` overrides it, for tests.
+
+Every call is bounded by ``timeout``. When Redis fails or is slow, the limiter fails open
+(admits, marked ``degraded``) or closed (raises :class:`LimiterUnavailable`), and reports the
+error to ``on_error`` either way; settle and release never raise. When Redis comes back,
+redis-py's pool reconnects and its Script objects reload a script the new server lacks
+(``NOSCRIPT``), so nothing stays broken.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from importlib import resources
+from typing import NoReturn
+
+import redis.asyncio
+from redis.exceptions import RedisError
+
+from router.limits.headers import rate_limit_headers
+from router.limits.types import Admission, Kind, LimiterUnavailable, Limits, degraded
+
+# What a store that is down, unreachable or too slow raises (asyncio.timeout: TimeoutError).
+_FAILURES = (TimeoutError, RedisError, OSError)
+_KINDS: dict[str, Kind | None] = {
+    "": None,
+    "requests": "requests",
+    "tokens": "tokens",
+    "concurrency": "concurrency",
+}
+
+
+def _script(name: str) -> str:
+    return resources.files("router.limits").joinpath(name).read_text(encoding="utf-8")
+
+
+class RedisLimiter:
+    """Token buckets and concurrency leases in Redis, exact across any number of routers.
+
+    The client belongs to the caller, who closes it; :meth:`close` leaves it open.
+    Key ids must not contain ``}`` (it would end the hash tag).
+    """
+
+    def __init__(
+        self,
+        client: redis.asyncio.Redis,
+        *,
+        prefix: str = "sy:",
+        timeout: float = 0.05,
+        fail_open: bool = True,
+        lease_ttl: float = 900.0,
+        on_error: Callable[[BaseException], None] | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self._client = client
+        self._prefix = prefix
+        self._timeout = timeout
+        self._fail_open = fail_open
+        self._lease_ttl = lease_ttl
+        self._on_error = on_error
+        self._clock = clock
+        self._admit = client.register_script(_script("admit.lua"))
+        self._settle = client.register_script(_script("settle.lua"))
+        self.errors = 0
+
+    def __repr__(self) -> str:
+        mode = "fail-open" if self._fail_open else "fail-closed"
+        timeout_ms = round(self._timeout * 1000)
+        return f"<RedisLimiter {self._prefix!r} {mode} {timeout_ms}ms [{self.errors} errors]>"
+
+    def keys(self, key_id: str) -> list[str]:
+        """The rpm bucket, tpm bucket and lease set of one API key, in the script's order."""
+        base = f"{self._prefix}{{{key_id}}}:"
+        return [base + "rpm", base + "tpm", base + "conc"]
+
+    async def admit(self, key_id: str, limits: Limits, tokens: int, lease: str) -> Admission:
+        if limits.empty:
+            return Admission(allowed=True, kind=None, retry_after=None, headers={})
+        args = [
+            self._now(),
+            _arg(limits.rpm),
+            _arg(limits.tpm),
+            tokens,
+            _arg(limits.concurrency),
+            lease,
+            self._lease_ttl,
+        ]
+        try:
+            async with asyncio.timeout(self._timeout):
+                reply = await self._admit(keys=self.keys(key_id), args=args)
+        except _FAILURES as exc:
+            self._report(exc)
+            if not self._fail_open:
+                _unavailable(exc)
+            return degraded()
+        return _admission(limits, reply)
+
+    async def settle(self, key_id: str, limits: Limits, delta_tokens: int) -> None:
+        if limits.tpm is None or delta_tokens == 0:
+            return
+        keys = self.keys(key_id)[1:2]
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._settle(keys=keys, args=[self._now(), limits.tpm, delta_tokens])
+        except _FAILURES as exc:
+            self._report(exc)
+
+    async def release(self, key_id: str, limits: Limits, lease: str) -> None:
+        if limits.concurrency is None:
+            return
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._client.zrem(self.keys(key_id)[2], lease)
+        except _FAILURES as exc:
+            self._report(exc)
+
+    async def close(self) -> None:
+        """Nothing to free: the client is the caller's."""
+
+    def _now(self) -> float | str:
+        return "" if self._clock is None else self._clock()
+
+    def _report(self, exc: BaseException) -> None:
+        self.errors += 1
+        if self._on_error is not None:
+            self._on_error(exc)
+
+
+def _arg(limit: int | None) -> int | str:
+    return "" if limit is None else limit
+
+
+def _unavailable(exc: BaseException) -> NoReturn:
+    raise LimiterUnavailable(f"rate limit store unavailable: {type(exc).__name__}") from exc
+
+
+def _admission(limits: Limits, reply: Sequence[bytes | str]) -> Admission:
+    allowed, kind, retry, rpm_level, rpm_reset, tpm_level, tpm_reset = map(_text, reply)
+    headers = rate_limit_headers(
+        limits, _float(rpm_level), _float(rpm_reset), _float(tpm_level), _float(tpm_reset)
+    )
+    return Admission(
+        allowed=allowed == "1",
+        kind=_KINDS[kind],
+        retry_after=float(retry) if retry else None,
+        headers=headers,
+    )
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _float(text: str) -> float:
+    return float(text) if text else 0.0

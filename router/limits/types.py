@@ -1,0 +1,89 @@
+"""What every limiter shares: the limits of a key, the answer to an admission, the protocol."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+Kind = Literal["requests", "tokens", "concurrency"]
+
+# A concurrency slot frees when some open request of the key ends, which nobody can predict;
+# unlike a bucket there is no computed wait. One second is a polite, short retry hint
+# (admit.lua carries the same constant).
+CONCURRENCY_RETRY_AFTER = 1.0
+
+
+class LimiterUnavailable(Exception):
+    """The limit store failed and the limiter is configured to fail closed (the router: 503)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Per-key limits: requests and tokens per minute, concurrent requests. None is unlimited."""
+
+    rpm: int | None = None
+    tpm: int | None = None
+    concurrency: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("rpm", "tpm", "concurrency"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ValueError(f"limit {name} must be >= 0 or None, got {value}")
+
+    @property
+    def empty(self) -> bool:
+        """No limit at all: the router skips the limiter."""
+        return self.rpm is None and self.tpm is None and self.concurrency is None
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """A limiter's answer.
+
+    ``retry_after`` is None when allowed, and also when no wait could ever help (a token
+    estimate larger than the tpm capacity). ``degraded`` means admitted unchecked because the
+    store failed and the limiter fails open.
+    """
+
+    allowed: bool
+    kind: Kind | None
+    retry_after: float | None
+    headers: dict[str, str]
+    degraded: bool = False
+
+
+def degraded() -> Admission:
+    """Admitted without a check (a fresh instance: callers may add to its headers)."""
+    return Admission(allowed=True, kind=None, retry_after=None, headers={}, degraded=True)
+
+
+class Limiter(Protocol):
+    """Admits requests against a key's limits; the router calls settle and release in its
+    one ``finally`` per request."""
+
+    async def admit(self, key_id: str, limits: Limits, tokens: int, lease: str) -> Admission:
+        """Check and take one request, ``tokens`` (an estimate, >= 0) and the concurrency
+        lease ``lease`` (unique per request), all or nothing."""
+        ...
+
+    async def settle(self, key_id: str, limits: Limits, delta_tokens: int) -> None:
+        """Correct the token charge by ``actual - estimate`` (negative refunds)."""
+        ...
+
+    async def release(self, key_id: str, limits: Limits, lease: str) -> None:
+        """Return the concurrency lease taken by :meth:`admit`."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+def worst(refusals: Sequence[tuple[Kind, float | None]]) -> tuple[Kind, float | None]:
+    """The refusal that decides the answer: the longest wait, None (never) longest of all.
+
+    A retry before the longest wait would be refused again by that limit. On a tie the first
+    in order (requests, tokens, concurrency) wins; admit.lua picks the same way.
+    """
+    return max(refusals, key=lambda r: math.inf if r[1] is None else r[1])
