@@ -51,6 +51,8 @@ class RouteTable:
         self._fallbacks = {model_id: model.fallbacks for model_id, model in config.models.items()}
         for model_id, model in config.models.items():
             self._add_model(model_id, model, rng)
+        self._chains: dict[tuple[Endpoint, str], tuple[Route, ...]] = {}
+        self._link_fallbacks()
 
     def _add_model(self, model_id: str, model: ModelConfig, rng: random.Random) -> None:
         backends = [
@@ -75,23 +77,25 @@ class RouteTable:
     def __contains__(self, model: object) -> bool:
         return model in self._fallbacks
 
-    def chain(self, endpoint: Endpoint, model: str, principal: Principal) -> list[Route]:
+    def chain(self, endpoint: Endpoint, model: str, principal: Principal) -> tuple[Route, ...]:
         """The route for ``model`` then its fallbacks the key may use; raise if none."""
         if model not in self._fallbacks or not principal.allows(model):
             raise ModelNotFound(model)
-        first = self._routes.get((endpoint, model))
-        if first is None:
+        chain = self._chains.get((endpoint, model))
+        if chain is None:
             raise InvalidRequest(
                 f"The model `{model}` does not support {_ENDPOINT_PATHS[endpoint]}.",
                 param="model",
                 code="model_not_supported",
             )
-        routes = [first]
-        for fallback in self._fallbacks[model]:
-            route = self._routes.get((endpoint, fallback))
-            if route is not None and principal.allows(fallback):
-                routes.append(route)
-        return routes
+        if principal.unrestricted or len(chain) == 1:
+            return chain  # precomputed: no allocation on the hot path
+        return tuple(route for route in chain if principal.allows(route.model))
+
+    def _link_fallbacks(self) -> None:
+        for (endpoint, model), route in self._routes.items():
+            fallbacks = (self._routes.get((endpoint, f)) for f in self._fallbacks[model])
+            self._chains[endpoint, model] = (route, *(r for r in fallbacks if r is not None))
 
     def __iter__(self) -> Iterator[Route]:
         return iter(self._routes.values())

@@ -18,16 +18,19 @@ from router.config import KeyConfig
 class Principal:
     """Who is calling: the key's public identity and what it may use."""
 
-    __slots__ = ("_allowed", "key_id", "name", "patterns")
+    __slots__ = ("_allowed", "key_id", "name", "patterns", "unrestricted")
 
     def __init__(self, key_id: str, name: str, patterns: Iterable[str]) -> None:
         self.key_id = key_id
         self.name = name
         self.patterns = tuple(patterns)
+        self.unrestricted = "*" in self.patterns
         self._allowed: dict[str, bool] = {}
 
     def allows(self, model: str) -> bool:
         """Whether this key may use ``model`` (globs as in ``gpt-4o*``); memoised per model."""
+        if self.unrestricted:
+            return True
         allowed = self._allowed.get(model)
         if allowed is None:
             allowed = any(fnmatchcase(model, pattern) for pattern in self.patterns)

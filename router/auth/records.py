@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
 import orjson
 
 from router.auth.keyformat import verify
+
+UPDATABLE = frozenset({"name", "models", "expires_at", "limits", "rpm", "tpm", "concurrency"})
+LIMIT_FIELDS = ("rpm", "tpm", "concurrency")
 
 KeyState = Literal["active", "revoked"]
 STATES: tuple[KeyState, ...] = ("active", "revoked")
@@ -114,6 +118,26 @@ class KeyRecord:
             view["rotation_grace_until"] = self.previous_expires_at
         return view
 
+    def updated(self, **fields: Any) -> KeyRecord:
+        """A copy with admin-editable fields changed: ``name``, ``models``, ``expires_at``, and
+        ``limits`` (a :class:`KeyLimits` or mapping) or ``rpm``/``tpm``/``concurrency`` alone.
+
+        Raises ValueError for any other field (hashes and state have their own operations).
+        """
+        unknown = fields.keys() - UPDATABLE
+        if unknown:
+            raise ValueError(f"cannot update {', '.join(sorted(unknown))}")
+        limits = fields.pop("limits", self.limits)
+        if isinstance(limits, Mapping):
+            limits = KeyLimits(**limits)
+        if not isinstance(limits, KeyLimits):
+            raise ValueError("limits: expected an object with rpm, tpm, concurrency")
+        changed_limits = {name: fields.pop(name) for name in LIMIT_FIELDS if name in fields}
+        fields["limits"] = dataclasses.replace(limits, **changed_limits)
+        if "models" in fields:
+            fields["models"] = patterns(fields["models"])
+        return dataclasses.replace(self, **fields)
+
     def to_json(self) -> bytes:
         """The stored form (includes hashes; never send it to a client)."""
         data = dataclasses.asdict(self)
@@ -147,6 +171,11 @@ class KeyRecord:
             previous_hash=_optional_str(raw.get("previous_hash")),
             previous_expires_at=_optional_number(raw.get("previous_expires_at")),
         )
+
+
+def patterns(models: Iterable[str]) -> tuple[str, ...]:
+    """Model patterns as a tuple; a lone string is one pattern, not one per letter."""
+    return (models,) if isinstance(models, str) else tuple(models)
 
 
 def _str(value: Any) -> str:

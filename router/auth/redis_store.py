@@ -10,6 +10,9 @@ Layout (``sy:`` is the default prefix)::
 Pub/sub is fire-and-forget: a subscriber that was disconnected has missed messages. So
 :meth:`RedisStore.changes` yields ``"*"`` (evict everything) whenever it (re)subscribes, and
 resubscribes after a connection loss with a bounded, doubling pause.
+
+Redis Cluster: the ids set, the last-used set and each record sit in different slots, so the
+MULTI in :meth:`RedisStore.put` must become a plain pipeline there (same order, not atomic).
 """
 
 from __future__ import annotations
@@ -65,7 +68,7 @@ class RedisStore:
         self._ids = f"{prefix}keys"
         self._last_used = f"{prefix}last-used"
         self._owns_client = False
-        self._closed = False
+        self._closed = asyncio.Event()
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "sy:") -> RedisStore:
@@ -75,7 +78,7 @@ class RedisStore:
         return store
 
     def __repr__(self) -> str:
-        return f"<RedisStore {self.prefix!r}{' closed' if self._closed else ''}>"
+        return f"<RedisStore {self.prefix!r}{' closed' if self._closed.is_set() else ''}>"
 
     def record_key(self, key_id: str) -> str:
         """The Redis key holding the record of ``key_id``."""
@@ -141,14 +144,14 @@ class RedisStore:
     async def changes(self) -> AsyncGenerator[str, None]:
         """Ids put by any process; ``"*"`` after every (re)subscription."""
         pause = _MIN_PAUSE
-        while not self._closed:
+        while not self._closed.is_set():
             pubsub = _WatchedPubSub(self.client.connection_pool, ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.channel)
                 pause = _MIN_PAUSE
                 yield EVICT_ALL  # listening from now on; earlier changes may have been missed
                 seen = 0
-                while not self._closed:
+                while not self._closed.is_set():
                     key_id = await _next_change(pubsub)
                     if pubsub.reconnects != seen:
                         seen = pubsub.reconnects
@@ -156,7 +159,11 @@ class RedisStore:
                     if key_id is not None:
                         yield key_id
             except _CONNECTION_ERRORS as exc:
+                if self._closed.is_set():  # close() took the connection away
+                    return
                 log.warning("key changes: subscription lost (%r); again in %.2f s", exc, pause)
+            else:
+                return  # closed
             finally:
                 await pubsub.aclose()  # type: ignore[no-untyped-call]  # untyped in redis-py
             await asyncio.sleep(pause)
@@ -164,9 +171,9 @@ class RedisStore:
 
     async def close(self) -> None:
         """End ``changes()`` iterators (within a second) and close an owned client."""
-        if self._closed:
+        if self._closed.is_set():
             return
-        self._closed = True
+        self._closed.set()
         if self._owns_client:
             await self.client.aclose()
 

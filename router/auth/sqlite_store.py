@@ -59,14 +59,14 @@ class SQLiteStore:
         self.poll_interval = poll_interval
         self._db: sqlite3.Connection | None = None
         self._lock = threading.Lock()
-        self._closed = False
+        self._closed = asyncio.Event()
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else "open" if self._db else "not opened"
+        state = "closed" if self._closed.is_set() else "open" if self._db else "not opened"
         return f"<SQLiteStore {str(self.path)!r} {state}>"
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        if self._closed:
+        if self._closed.is_set():
             raise RuntimeError("the key store is closed")
         return await asyncio.to_thread(self._locked, work)
 
@@ -97,12 +97,11 @@ class SQLiteStore:
 
     async def changes(self) -> AsyncGenerator[str, None]:
         """Ids changed by any process on this file, polled every ``poll_interval`` seconds."""
+        if self._closed.is_set():
+            return
         last = await self._run(_last_seq)
         yield EVICT_ALL
-        while True:
-            await asyncio.sleep(self.poll_interval)
-            if self._closed:
-                return
+        while not await _wait(self._closed, self.poll_interval):
             for seq, key_id in await self._run(functools.partial(_changes_after, after=last)):
                 if seq != last + 1:  # rows were pruned before we read them
                     yield EVICT_ALL
@@ -111,7 +110,7 @@ class SQLiteStore:
 
     async def close(self) -> None:
         """Close the connection (after any query in flight); ``changes()`` iterators end."""
-        self._closed = True
+        self._closed.set()
         await asyncio.to_thread(self._close)
 
     def _close(self) -> None:
@@ -119,6 +118,15 @@ class SQLiteStore:
             if self._db is not None:
                 self._db.close()
                 self._db = None
+
+
+async def _wait(event: asyncio.Event, seconds: float) -> bool:
+    """Whether ``event`` got set within ``seconds``."""
+    try:
+        await asyncio.wait_for(event.wait(), seconds)
+    except TimeoutError:
+        return False
+    return True
 
 
 def _connect(path: Path) -> sqlite3.Connection:

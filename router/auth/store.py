@@ -19,15 +19,12 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, M
 from typing import Any, Protocol
 
 from router.auth.keyformat import format_key, hash_secret, new_key_id, new_secret, parse_key
-from router.auth.records import KeyLimits, KeyRecord
+from router.auth.records import KeyLimits, KeyRecord, patterns
 
 log = logging.getLogger(__name__)
 
 EVICT_ALL = "*"
 """The id ``changes()`` yields when changes may have been missed: drop every cached record."""
-
-_UPDATABLE = frozenset({"name", "models", "expires_at", "limits", "rpm", "tpm", "concurrency"})
-_LIMIT_FIELDS = ("rpm", "tpm", "concurrency")
 
 
 class KeyStore(Protocol):
@@ -77,6 +74,8 @@ class KeyService:
         self._cache: dict[str, tuple[KeyRecord | None, float]] = {}
         self._evictions = 0  # bumped on every eviction; see _lookup
         self._last_used: dict[str, float] = {}
+        self.invalidation_live = asyncio.Event()
+        """Set while :meth:`run_invalidation` is listening (a readiness signal)."""
 
     def __repr__(self) -> str:
         return (
@@ -111,7 +110,8 @@ class KeyService:
         evictions = self._evictions
         record = await self._store.get(key_id)
         if evictions == self._evictions:
-            if len(self._cache) >= self._max_cached:  # bounded: ids come from clients
+            if key_id not in self._cache and len(self._cache) >= self._max_cached:
+                # Bounded, since ids come from clients: drop the oldest entry.
                 del self._cache[next(iter(self._cache))]
             self._cache[key_id] = (record, time.monotonic())
         return record
@@ -138,7 +138,7 @@ class KeyService:
         self,
         name: str,
         *,
-        models: tuple[str, ...] = ("*",),
+        models: Iterable[str] = ("*",),
         rpm: int | None = None,
         tpm: int | None = None,
         concurrency: int | None = None,
@@ -155,7 +155,7 @@ class KeyService:
             created_at=self._clock(),
             secret_hash=hash_secret(secret, self._pepper),
             expires_at=expires_at,
-            models=_patterns(models),
+            models=patterns(models),
             limits=KeyLimits(rpm=rpm, tpm=tpm, concurrency=concurrency),
         )
         await self._write(record)
@@ -184,27 +184,14 @@ class KeyService:
         return rotated, format_key(key_id, secret)
 
     async def update(self, key_id: str, **fields: Any) -> KeyRecord | None:
-        """Change ``name``, ``models``, ``expires_at`` and limits (``limits`` as a
-        :class:`KeyLimits` or mapping, or ``rpm``/``tpm``/``concurrency`` one by one).
+        """Change what :meth:`KeyRecord.updated` allows (name, models, expiry, limits).
 
         Raises ValueError for any other field or an invalid value; None if there is no such key.
         """
-        unknown = fields.keys() - _UPDATABLE
-        if unknown:
-            raise ValueError(f"cannot update {', '.join(sorted(unknown))}")
         record = await self._store.get(key_id)
         if record is None:
             return None
-        limits = fields.pop("limits", record.limits)
-        if isinstance(limits, Mapping):
-            limits = KeyLimits(**limits)
-        if not isinstance(limits, KeyLimits):
-            raise ValueError("limits: expected an object with rpm, tpm, concurrency")
-        changed_limits = {name: fields.pop(name) for name in _LIMIT_FIELDS if name in fields}
-        fields["limits"] = dataclasses.replace(limits, **changed_limits)
-        if "models" in fields:
-            fields["models"] = _patterns(fields["models"])
-        updated = dataclasses.replace(record, **fields)
+        updated = record.updated(**fields)
         await self._write(updated)
         return updated
 
@@ -247,7 +234,9 @@ class KeyService:
         try:
             async for key_id in changes:
                 self.evict(key_id)
+                self.invalidation_live.set()  # the feed yields EVICT_ALL once it listens
         finally:
+            self.invalidation_live.clear()
             if isinstance(changes, AsyncGenerator):
                 await changes.aclose()
 
@@ -262,8 +251,3 @@ class KeyService:
             for key_id, at in pending.items():  # keep them for the next flush
                 self._last_used[key_id] = max(at, self._last_used.get(key_id, at))
             raise
-
-
-def _patterns(models: Iterable[str]) -> tuple[str, ...]:
-    # A lone string is one pattern, not a sequence of one-letter patterns.
-    return (models,) if isinstance(models, str) else tuple(models)

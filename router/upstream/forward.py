@@ -83,7 +83,7 @@ class Forwarder:
 
     async def forward(
         self,
-        chain: list[Route],
+        chain: tuple[Route, ...],
         payload: dict[str, object],
         body: bytes,
         headers: dict[str, str],
@@ -123,6 +123,7 @@ class Forwarder:
             )
             if stop.after(1):
                 raise
+
         async def retry() -> Reply:
             return await _try(route, tried, payload, body, headers, ctx)
 

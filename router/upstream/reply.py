@@ -27,7 +27,9 @@ class Reply:
         self.response = response
         self.started = started
         self.first_byte = first_byte
-        self.streaming = response.content_type == "text/event-stream"
+        # A prefix test, not aiohttp's content_type property, which parses the header.
+        content_type = response.headers.get("Content-Type", "")
+        self.streaming = content_type.startswith("text/event-stream")
         self.body: bytes | None = None
         self._closed = False
 
