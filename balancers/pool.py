@@ -14,6 +14,8 @@ from balancers.health import Health
 from balancers.state import BackendState
 from balancers.strategies import Strategy
 
+HEALTHY = Health.HEALTHY
+
 Clock = Callable[[], float]
 """Monotonic seconds; injected so tests drive time by hand."""
 
@@ -52,8 +54,13 @@ class Pool:
         When every remaining backend is PROBING, returns None rather than pile onto a probe.
         """
         now = self.clock()
+        # ready() and saturated(), inlined: this runs once per request for every backend.
         candidates = [
-            b for b in self.backends if b not in exclude and b.ready(now) and not b.saturated()
+            b
+            for b in self.backends
+            if (b.health is HEALTHY or now >= b.cooldown_until)
+            and b.inflight < b.max_inflight
+            and b not in exclude
         ]
         if not candidates:
             candidates = [b for b in self.backends if b not in exclude and b.ready(now)]

@@ -106,6 +106,9 @@ class BackendState:
 
     def on_success(self, now: float) -> None:
         """Report a successful request."""
+        if self.health is Health.HEALTHY:  # the common case, kept off the table lookup
+            self.consecutive_failures = 0
+            return
         self._fire(Event.SUCCESS, now)
 
     def on_failure(self, now: float) -> None:

@@ -31,6 +31,29 @@ def free_port() -> int:
         return port
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` and its live children (nginx's worker), in seconds."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for each in (pid, *_children(pid)):
+        try:
+            stat = Path(f"/proc/{each}/stat").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        fields = stat.rsplit(")", 1)[1].split()  # after "(comm)", which may hold spaces
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [
+            int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        ]
+    except OSError:
+        return []
+
+
 def pinned(core: int, argv: Sequence[str]) -> list[str]:
     """``argv`` run on one CPU core only (taskset execs it: the pid stays the same)."""
     return ["taskset", "-c", str(core), *argv]

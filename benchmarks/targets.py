@@ -60,6 +60,7 @@ class Target:
     port: int
     json_path: str
     stream_path: str
+    pid: int  # whose CPU time (with its children's) is charged to this target
 
     def path(self, stream: bool) -> str:
         return self.stream_path if stream else self.json_path
@@ -97,10 +98,9 @@ def start_nginx(procs: Processes, workdir: Path) -> Target:
     rendered = template.replace("{prefix}", str(prefix)).replace("{port}", str(port))
     conf.write_text(rendered.replace("{pid}", str(prefix / "nginx.pid")))
     argv = ["nginx", "-p", str(prefix), "-c", str(conf), "-e", str(prefix / "error.log")]
-    target = Target(
-        "upstream", "nginx (upstream)", port, "/v1/chat/completions", "/stream/v1/chat/completions"
-    )
     process = procs.start("nginx", pinned(LOAD_CORE, argv))
+    paths = ("/v1/chat/completions", "/stream/v1/chat/completions")
+    target = Target("upstream", "nginx (upstream)", port, *paths, process.popen.pid)
     _wait(process, target)
     return target
 
@@ -118,7 +118,8 @@ def start_floor(procs: Processes, upstream: Target) -> Target:
     ]
     process = procs.start("floor", pinned(PROXY_CORE, argv))
     process.wait_ready(lambda: "READY" in process.log_tail(), READY_TIMEOUT)
-    target = Target("floor", "floor proxy", port, upstream.json_path, upstream.stream_path)
+    paths = (upstream.json_path, upstream.stream_path)
+    target = Target("floor", "floor proxy", port, *paths, process.popen.pid)
     _wait(process, target)
     return target
 
@@ -130,7 +131,8 @@ def start_router(procs: Processes, upstream: Target, workdir: Path) -> Target:
     argv = [sys.executable, "-m", "router", "serve", "--config", str(config), "--workers", "1"]
     process = procs.start("router", pinned(PROXY_CORE, argv))
     process.wait_ready(lambda: http_status(port, "GET", "/readyz")[0] == 200, READY_TIMEOUT)
-    target = Target("router", "router", port, "/v1/chat/completions", "/v1/chat/completions")
+    paths = ("/v1/chat/completions", "/v1/chat/completions")
+    target = Target("router", "router", port, *paths, process.popen.pid)
     _wait(process, target)
     return target
 

@@ -150,7 +150,8 @@ def test_unreadable_file(tmp_path: object) -> None:
 
 
 def test_stream_idle_limit_cannot_exceed_first_byte() -> None:
+    timeouts = "{first_byte: 5, idle: 9}"
     found = problems(
-        'models: {m: {backends: [{name: a, url: "http://a/v1", timeouts: {first_byte: 5, idle: 9}}]}}'
+        f'models: {{m: {{backends: [{{name: a, url: "http://a/v1", timeouts: {timeouts}}}]}}}}'
     )
     assert found == ["models.m.backends[0].timeouts: idle must not be longer than first_byte"]

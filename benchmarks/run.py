@@ -1,0 +1,195 @@
+"""Benchmark the router against the floor proxy and the upstream alone, in one run.
+
+``python -m benchmarks.run [--duration 10] [--quick]``: starts nginx (the upstream), the floor
+proxy and the router, each pinned to its core; runs wrk for each scenario against each target;
+prints a markdown table with the ratios and targets; writes ``benchmarks/results/latest.json``.
+Exits 1 if the run failed (a process did not start, wrk failed, or any response was not 2xx),
+130 on Ctrl-C, 0 otherwise; missed targets are reported, not turned into an exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+import aiohttp
+import orjson
+
+from benchmarks import report
+from benchmarks.procs import Processes, cpu_seconds, pinned
+from benchmarks.report import SCENARIOS, Cell, Results, Scenario
+from benchmarks.targets import (
+    AUTH_HEADER,
+    BENCH_DIR,
+    LOAD_CORE,
+    REPO,
+    Target,
+    request_body,
+    start_floor,
+    start_nginx,
+    start_router,
+)
+from benchmarks.wrkparse import WrkParseError, WrkResult, parse
+
+RESULTS = BENCH_DIR / "results" / "latest.json"
+WRK_SCRIPT = BENCH_DIR / "wrk" / "post.lua"
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per measurement")
+    parser.add_argument("--warmup", type=int, default=2, help="seconds of warm-up per cell")
+    parser.add_argument("--quick", action="store_true", help="2 s cells, 1 s warm-up")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.duration, args.warmup = 2, 1
+    return args
+
+
+def wrk(target: Target, scenario: Scenario, seconds: int, body_file: Path) -> WrkResult:
+    """One wrk run on the load core; its report parsed (raises if wrk did not finish)."""
+    argv = [
+        *("wrk", "-t1", f"-c{scenario.connections}", f"-d{seconds}s", "--latency"),
+        *("-s", str(WRK_SCRIPT), target.url(scenario.stream), "--"),
+        *(str(body_file), f"Authorization: {AUTH_HEADER}"),
+    ]
+    done = subprocess.run(
+        pinned(LOAD_CORE, argv), capture_output=True, text=True, timeout=seconds + 60, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr.strip()}")
+    return parse(done.stdout)
+
+
+def measure(targets: list[Target], args: argparse.Namespace, workdir: Path) -> Results:
+    """Every scenario against every target, targets interleaved so drift hits all alike."""
+    bodies = {stream: workdir / f"body-{int(stream)}.json" for stream in (False, True)}
+    for stream, path in bodies.items():
+        path.write_bytes(request_body(stream))
+    results: Results = {}
+    for scenario in SCENARIOS:
+        results[scenario.key] = {}
+        for target in targets:
+            target.check(scenario.stream)
+            body = bodies[scenario.stream]
+            wrk(target, scenario, args.warmup, body)  # connection pools, caches: discarded
+            cell = measure_cell(target, scenario, args.duration, body)
+            results[scenario.key][target.key] = cell
+            _progress(scenario, target, cell)
+    return results
+
+
+def measure_cell(target: Target, scenario: Scenario, seconds: int, body: Path) -> Cell:
+    """One wrk run, and the CPU time the target spent meanwhile, per request."""
+    before = cpu_seconds(target.pid)
+    result = wrk(target, scenario, seconds, body)
+    spent = cpu_seconds(target.pid) - before
+    return Cell(result, cpu_us=1e6 * spent / max(result.requests, 1))
+
+
+def _progress(scenario: Scenario, target: Target, cell: Cell) -> None:
+    run = cell.wrk
+    print(
+        f"  {scenario.title:16} {target.title:17} {run.requests_per_s:>10,.0f} req/s"
+        f"  p50 {run.p50_ms:.3f} ms  p99 {run.p99_ms:.3f} ms  CPU {cell.cpu_us:.0f} us/req"
+        + ("" if cell.ok else "  ERRORS"),
+        file=sys.stderr,
+    )
+
+
+def run(args: argparse.Namespace, workdir: Path) -> Results:
+    with Processes(workdir, cwd=REPO) as procs:
+        upstream = start_nginx(procs, workdir)
+        floor = start_floor(procs, upstream)
+        router = start_router(procs, upstream, workdir)
+        print("nginx, floor proxy and router are ready; measuring", file=sys.stderr)
+        return measure([upstream, floor, router], args, workdir)
+
+
+def machine() -> dict[str, object]:
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in _cpuinfo() if line.startswith("model name")),
+        platform.processor(),
+    )
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "aiohttp": aiohttp.__version__,
+        "commit": _git("rev-parse", "--short", "HEAD"),
+        "dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
+    }
+
+
+def _cpuinfo() -> list[str]:
+    try:
+        return Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return []
+
+
+def _git(*args: str) -> str:
+    done = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=False)
+    return done.stdout.strip()
+
+
+def save(results: Results, args: argparse.Namespace, host: dict[str, object], text: str) -> None:
+    document = {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "machine": host,
+        "settings": {"duration_s": args.duration, "warmup_s": args.warmup, "wrk_threads": 1},
+        "results": {s: {t: c.as_dict() for t, c in cells.items()} for s, cells in results.items()},
+        "ratios": report.ratios(results),
+        "checks": [
+            {"name": c.name, "measured": c.measured, "passed": c.passed}
+            for c in report.checks(results)
+        ],
+        "failures": report.failures(results),
+        "markdown": text,
+    }
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)  # unwinds through the finally blocks that stop processes
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with it ignored
+    try:
+        with tempfile.TemporaryDirectory(prefix="switchyard-bench-") as tmp:
+            results = run(args, Path(tmp))
+    except KeyboardInterrupt:
+        print("interrupted: every process of the run is stopped", file=sys.stderr)
+        return 130
+    except (RuntimeError, TimeoutError, WrkParseError) as exc:
+        print(f"benchmark failed, every process of the run is stopped: {exc}", file=sys.stderr)
+        return 1
+    host = machine()
+    header = (
+        f"Switchyard benchmark, {datetime.date.today().isoformat()}, {args.duration} s per cell, "
+        f"{host['cores']} cores {host['cpu']}, commit {host['commit']}"
+        + (" (with local changes)" if host["dirty"] else "")
+    )
+    text = report.markdown(results, header)
+    save(results, args, host, text)
+    print(text)
+    print(f"written to {RESULTS.relative_to(REPO)}", file=sys.stderr)
+    return 1 if report.failures(results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
