@@ -12,6 +12,7 @@ from router.auth import KeyRing
 from router.config import Config
 from router.edge import add_fallback
 from router.handlers import health, models, proxy
+from router.lifecycle import keys, limiter, redis_client
 from router.routing import RouteTable
 from router.upstream.forward import Forwarder
 
@@ -33,7 +34,7 @@ def create_app(config: Config) -> web.Application:
     app[KEYRING] = KeyRing(config.keys)
     app[FORWARDER] = Forwarder(config.retry)
     app[LIFECYCLE] = Lifecycle(started_at=int(time.time()))
-    app.cleanup_ctx.append(_upstreams)
+    app.cleanup_ctx.extend([redis_client, keys, limiter, _upstreams])
     models.add_routes(app)
     proxy.add_routes(app)
     health.add_routes(app)

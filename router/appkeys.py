@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import redis.asyncio
 from aiohttp import web
 
 from router.auth import KeyRing
+from router.auth.principals import Authenticator
 from router.config import Config
 from router.context import RequestContext
+from router.limits import Limiter
 from router.routing import RouteTable
 from router.upstream.forward import Forwarder
 
@@ -26,4 +29,7 @@ KEYRING = web.AppKey("keyring", KeyRing)
 ROUTES = web.AppKey("routes", RouteTable)
 FORWARDER = web.AppKey("forwarder", Forwarder)
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
+AUTH = web.AppKey("auth", Authenticator)
+LIMITER = web.AppKey("limiter", Limiter)
+REDIS = web.AppKey("redis", redis.asyncio.Redis)
 CONTEXT = web.RequestKey("context", RequestContext)

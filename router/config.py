@@ -61,10 +61,19 @@ class ServerConfig(_Strict):
     access_log: bool = True
 
 
+class LimitsConfig(_Strict):
+    """Per-key limits: requests and tokens per minute, concurrent requests (unset: none)."""
+
+    rpm: int | None = Field(None, ge=0)
+    tpm: int | None = Field(None, ge=0)
+    concurrency: int | None = Field(None, ge=0)
+
+
 class KeyConfig(_Strict):
     name: str = Field(min_length=1)
     key: SecretStr
     models: tuple[str, ...] = ("*",)
+    limits: LimitsConfig = LimitsConfig()
 
     @field_validator("key")
     @classmethod
@@ -141,8 +150,47 @@ class RetryConfig(_Strict):
     budget_min_per_second: float = Field(5.0, ge=0)
 
 
+class RedisConfig(_Strict):
+    """Shared state for many router processes and hosts: key records and rate-limit buckets."""
+
+    url: str = Field(pattern=r"^(redis|rediss|unix)://")
+    prefix: str = "sy:"
+    # Every limiter call is bounded by this; past it the request is admitted (fail_open,
+    # counted and logged) or refused with 503 (fail_closed). Nothing waits on a sick Redis.
+    timeout_ms: float = Field(50.0, gt=0)
+    failure: Literal["fail_open", "fail_closed"] = "fail_open"
+
+
+class StoreConfig(_Strict):
+    """The embedded key store, used when no Redis is configured."""
+
+    path: str = ".switchyard/keys.sqlite3"
+
+
+class AdminConfig(_Strict):
+    key: SecretStr | None = None  # the admin API and the web page are off without one
+
+    @field_validator("key")
+    @classmethod
+    def _strong_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("the admin key needs at least 16 characters")
+        return value
+
+
+class TokenEstimateConfig(_Strict):
+    """How admission estimates a request's tokens before the upstream reports real usage."""
+
+    bytes_per_token: float = Field(4.0, gt=0)  # OpenAI's rule of thumb for English text
+    default_max_tokens: int = Field(1024, ge=0)  # when the request sets no max_tokens
+
+
 class Config(_Strict):
     server: ServerConfig = ServerConfig()
+    redis: RedisConfig | None = None
+    store: StoreConfig = StoreConfig()
+    admin: AdminConfig = AdminConfig()
+    estimate: TokenEstimateConfig = TokenEstimateConfig()
     keys: tuple[KeyConfig, ...] = ()
     models: dict[str, ModelConfig] = Field(min_length=1)
     health: HealthConfig = HealthConfig()

@@ -11,6 +11,7 @@ errors are translated into them (httpx's ``map_httpcore_exceptions`` is the mode
     ├── ModelNotFound           404  model_not_found
     ├── NotFound                404  unknown route
     ├── MethodNotAllowed        405
+    ├── RateLimited             429  rate_limit_exceeded (type names the limit: requests, tokens)
     ├── ServiceUnavailable      503  no backend could take the request
     ├── UpstreamError           502  a backend failed (connect, 5xx, broken body)
     │   └── UpstreamTimeout     504  a backend did not answer in time
@@ -101,6 +102,23 @@ class MethodNotAllowed(RouterError):
     status = 405
     type = "invalid_request_error"
     default_code = "method_not_allowed"
+
+
+class RateLimited(RouterError):
+    status = 429
+    default_code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, kind: str, headers: dict[str, str]) -> None:
+        super().__init__(message, headers=headers)
+        self.kind = kind
+
+    def to_dict(self) -> dict[str, object]:
+        # OpenAI puts the exhausted limit in "type" ("requests" or "tokens").
+        body = super().to_dict()
+        error = body["error"]
+        assert isinstance(error, dict)
+        error["type"] = self.kind
+        return body
 
 
 class ServiceUnavailable(RouterError):

@@ -13,16 +13,22 @@ from collections.abc import Iterable
 from fnmatch import fnmatchcase
 
 from router.config import KeyConfig
+from router.limits import Limits
+
+NO_LIMITS = Limits()
 
 
 class Principal:
     """Who is calling: the key's public identity and what it may use."""
 
-    __slots__ = ("_allowed", "key_id", "name", "patterns", "unrestricted")
+    __slots__ = ("_allowed", "key_id", "limits", "name", "patterns", "unrestricted")
 
-    def __init__(self, key_id: str, name: str, patterns: Iterable[str]) -> None:
+    def __init__(
+        self, key_id: str, name: str, patterns: Iterable[str], limits: Limits | None = None
+    ) -> None:
         self.key_id = key_id
         self.name = name
+        self.limits = limits or NO_LIMITS
         self.patterns = tuple(patterns)
         self.unrestricted = "*" in self.patterns
         self._allowed: dict[str, bool] = {}
@@ -55,7 +61,8 @@ class KeyRing:
             hashed = digest(key.key.get_secret_value())
             # A loggable id derived from the hash, never from the secret's characters.
             key_id = f"cfg-{key.name}"
-            self._by_digest[hashed] = Principal(key_id, key.name, key.models)
+            limits = Limits(key.limits.rpm, key.limits.tpm, key.limits.concurrency)
+            self._by_digest[hashed] = Principal(key_id, key.name, key.models, limits)
 
     def lookup(self, key: str) -> Principal | None:
         return self._by_digest.get(digest(key))

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import orjson
 from aiohttp import web
 
-from router.appkeys import CONFIG, KEYRING
+from router.appkeys import AUTH, CONFIG
 from router.auth import Principal, bearer_token
-from router.errors import InvalidRequest, PayloadTooLarge, Unauthorized
+from router.errors import InvalidRequest, PayloadTooLarge, ServiceUnavailable, Unauthorized
+
+logger = logging.getLogger("switchyard")
 
 _NO_KEY = (
     "You didn't provide an API key. You need to provide your API key in an Authorization "
@@ -27,12 +30,20 @@ def json_response(data: object, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
 
 
-def authenticate(request: web.Request) -> Principal:
+async def authenticate(request: web.Request) -> Principal:
     """The caller's principal, or 401. The message never repeats the presented key."""
     token = bearer_token(request.headers.get("Authorization"))
     if token is None:
         raise Unauthorized(_NO_KEY)
-    principal = request.app[KEYRING].lookup(token)
+    try:
+        principal = await request.app[AUTH].principal(token)
+    except Exception:  # the key store is unreachable and this key is not cached
+        logger.warning("key store unavailable", exc_info=True)
+        raise ServiceUnavailable(
+            "API keys cannot be checked right now; please retry.",
+            code="keys_unavailable",
+            headers={"retry-after": "1"},
+        ) from None
     if principal is None:
         raise Unauthorized(_BAD_KEY)
     return principal

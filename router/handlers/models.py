@@ -15,7 +15,7 @@ def _model_object(model: str, created: int) -> dict[str, object]:
 
 
 async def list_models(request: web.Request) -> web.Response:
-    principal = authenticate(request)
+    principal = await authenticate(request)
     created = request.app[LIFECYCLE].started_at
     data = [
         _model_object(model, created)
@@ -26,7 +26,7 @@ async def list_models(request: web.Request) -> web.Response:
 
 
 async def retrieve_model(request: web.Request) -> web.Response:
-    principal = authenticate(request)
+    principal = await authenticate(request)
     model = request.match_info["model"]
     if model not in request.app[ROUTES] or not principal.allows(model):
         raise ModelNotFound(model)

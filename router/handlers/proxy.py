@@ -6,9 +6,12 @@ forward (with retries), relay, and free the backend slot in one ``finally``.
 
 from __future__ import annotations
 
+from typing import Any
+
+import orjson
 from aiohttp import web
 
-from router.appkeys import CONTEXT, FORWARDER, ROUTES
+from router.appkeys import CONFIG, CONTEXT, FORWARDER, LIMITER, ROUTES
 from router.config import Endpoint
 from router.edge import edge
 from router.handlers.common import (
@@ -18,7 +21,11 @@ from router.handlers.common import (
     read_body,
     require_model,
 )
+from router.handlers.limits import Charge, admit, finish
+from router.routing import Route
 from router.upstream.relay import relay
+from router.upstream.usagetap import UsageTap
+from router.usage import estimate_tokens, usage_from_json, with_usage_requested
 
 # Client headers that mean something to the upstream. Everything else stays here: above all
 # Authorization (the client's key), and OpenAI-Organization/-Project (the client's account
@@ -37,19 +44,52 @@ def forward_headers(request: web.Request, request_id: str) -> dict[str, str]:
 
 async def proxy(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
     ctx = request[CONTEXT]
-    principal = authenticate(request)
+    principal = await authenticate(request)
     ctx.key_id = principal.key_id
     body = await read_body(request)
     payload = parse_payload(body)
     ctx.model = model = require_model(payload)
-    check_stream(payload)
+    stream = check_stream(payload)
     chain = request.app[ROUTES].chain(endpoint, model, principal)
+    if principal.limits.empty:
+        return await _forward(request, endpoint, chain, payload, body, None)
+    limiter = request.app[LIMITER]
+    estimate = estimate_tokens(payload, body, endpoint, request.app[CONFIG].estimate)
+    charge = await admit(limiter, principal, estimate, ctx.request_id)
+    try:
+        if stream and endpoint == "chat" and charge.wants_usage:
+            asked = with_usage_requested(payload)
+            if asked is not None:  # ask upstream for usage; the tap removes it again
+                payload, body = asked, orjson.dumps(asked)
+                return await _forward(request, endpoint, chain, payload, body, charge, strip=True)
+        return await _forward(request, endpoint, chain, payload, body, charge)
+    finally:
+        await finish(limiter, charge)
+
+
+async def _forward(
+    request: web.Request,
+    endpoint: Endpoint,
+    chain: tuple[Route, ...],
+    payload: dict[str, Any],
+    body: bytes,
+    charge: Charge | None,
+    *,
+    strip: bool = False,
+) -> web.StreamResponse:
+    """Forward (with retries and fallbacks), relay, and free the backend slot in one finally."""
+    ctx = request[CONTEXT]
     headers = forward_headers(request, ctx.request_id)
     reply = await request.app[FORWARDER].forward(chain, payload, body, headers, ctx)
     try:
         ctx.upstream_started, ctx.upstream_first_byte = reply.started, reply.first_byte
         ctx.upstream_request_id = reply.response.headers.get("x-request-id")
-        return await relay(request, reply, ctx, endpoint)
+        if charge is None:
+            return await relay(request, reply, ctx, endpoint)
+        tap = UsageTap(endpoint, strip=strip) if reply.streaming else None
+        response = await relay(request, reply, ctx, endpoint, headers=charge.headers, tap=tap)
+        charge.actual = tap.total if tap is not None else usage_from_json(reply.body)
+        return response
     finally:
         reply.close()
 

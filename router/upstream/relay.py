@@ -17,6 +17,7 @@ from router.config import Endpoint
 from router.context import RequestContext
 from router.upstream.idle import IdleWatch
 from router.upstream.reply import Reply
+from router.upstream.usagetap import UsageTap
 
 _EVENT_END = (b"\n\n", b"\r\n\r\n")
 # How each protocol ends a stream; a stream that stops without one of these was cut off.
@@ -32,16 +33,26 @@ _STREAM_ENDS: dict[Endpoint, tuple[bytes, ...]] = {
 
 
 async def relay(
-    request: web.Request, reply: Reply, ctx: RequestContext, endpoint: Endpoint
+    request: web.Request,
+    reply: Reply,
+    ctx: RequestContext,
+    endpoint: Endpoint,
+    *,
+    headers: dict[str, str] | None = None,
+    tap: UsageTap | None = None,
 ) -> web.StreamResponse:
-    headers = reply.client_headers(ctx.request_id)
+    """Send ``reply`` to the client, with ``headers`` added (the key's rate-limit headers);
+    ``tap`` reads token usage out of a stream."""
+    out_headers = reply.client_headers(ctx.request_id)
+    if headers:
+        out_headers.update(headers)
     if not reply.streaming:
-        return web.Response(status=reply.status, body=reply.body, headers=headers)
+        return web.Response(status=reply.status, body=reply.body, headers=out_headers)
     ctx.stream = True
-    out = web.StreamResponse(status=reply.status, headers=headers)
+    out = web.StreamResponse(status=reply.status, headers=out_headers)
     await out.prepare(request)
     try:
-        failure = await _pump(reply, out, _STREAM_ENDS[endpoint])
+        failure = await _pump(reply, out, _STREAM_ENDS[endpoint], tap)
         if failure is not None:
             ctx.outcome = failure[0]
             await out.write(error_event(failure[1]))
@@ -51,14 +62,14 @@ async def relay(
 
 
 async def _pump(
-    reply: Reply, out: web.StreamResponse, ends: tuple[bytes, ...]
+    reply: Reply, out: web.StreamResponse, ends: tuple[bytes, ...], tap: UsageTap | None
 ) -> tuple[str, str] | None:
     """Forward events until the upstream ends; None if it ended as the protocol says."""
     name = reply.backend.name
     backend = reply.backend
     watch = IdleWatch(backend.loop, reply.response.content, backend.timeouts.idle)
     try:
-        complete = await _forward_events(reply, out, watch, ends)
+        complete = await _forward_events(reply, out, watch, ends, tap)
     except TimeoutError:
         return "timeout", f"Backend {name} stopped sending in the middle of the stream."
     except aiohttp.ClientError:
@@ -71,7 +82,11 @@ async def _pump(
 
 
 async def _forward_events(
-    reply: Reply, out: web.StreamResponse, watch: IdleWatch, ends: tuple[bytes, ...]
+    reply: Reply,
+    out: web.StreamResponse,
+    watch: IdleWatch,
+    ends: tuple[bytes, ...],
+    tap: UsageTap | None,
 ) -> bool:
     content = reply.response.content
     pending = b""
@@ -90,7 +105,10 @@ async def _forward_events(
                 continue
         if not complete:
             complete = _ends(chunk, ends)
-        await out.write(chunk)
+        if tap is not None:
+            chunk = tap.feed(chunk)
+        if chunk:
+            await out.write(chunk)
         watch.idle()
 
 

@@ -79,6 +79,8 @@ class RouterProcess:
 
 
 def write_config(config: dict[str, Any], directory: Path) -> Path:
+    """Write the config; its embedded key store goes in ``directory`` unless the test set one."""
+    config = {"store": {"path": str(directory / "keys.sqlite3")}, **config}
     path = directory / "config.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path

@@ -1,0 +1,82 @@
+"""A key's limits on the request path: admit before forwarding, settle and release after.
+
+Unlimited keys never get here. For the others: one limiter call at admission (one Redis round
+trip), a 429 with OpenAI's headers when a limit refuses, and in one ``finally`` the real token
+usage settled and the concurrency slot returned, whatever way the request ended.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from router.auth import Principal
+from router.errors import RateLimited, ServiceUnavailable
+from router.limits import Admission, Limiter, LimiterUnavailable, Limits, format_duration
+
+_WHAT = {
+    "requests": "requests per min (RPM)",
+    "tokens": "tokens per min (TPM)",
+    "concurrency": "concurrent requests",
+}
+
+
+@dataclass(slots=True)
+class Charge:
+    """What admission took from a key, and the usage that settles it."""
+
+    key_id: str
+    limits: Limits
+    lease: str
+    estimate: int
+    headers: dict[str, str]
+    actual: int | None = field(default=None)
+
+    @property
+    def wants_usage(self) -> bool:
+        return self.limits.tpm is not None
+
+
+async def admit(limiter: Limiter, principal: Principal, estimate: int, lease: str) -> Charge:
+    """Take the request's share of the key's limits, or raise 429 (or 503 if the limit store
+    is down and the router fails closed)."""
+    limits = principal.limits
+    try:
+        admission = await limiter.admit(principal.key_id, limits, estimate, lease)
+    except LimiterUnavailable:
+        raise ServiceUnavailable(
+            "Rate limits cannot be checked right now; please retry.",
+            code="limits_unavailable",
+            headers={"retry-after": "1"},
+        ) from None
+    if not admission.allowed:
+        raise _refusal(admission, limits, estimate)
+    return Charge(principal.key_id, limits, lease, estimate, admission.headers)
+
+
+async def finish(limiter: Limiter, charge: Charge) -> None:
+    """Settle tokens with the real usage and return the concurrency slot (never raises)."""
+    if charge.actual is not None and charge.limits.tpm is not None:
+        await limiter.settle(charge.key_id, charge.limits, charge.actual - charge.estimate)
+    if charge.limits.concurrency is not None:
+        await limiter.release(charge.key_id, charge.limits, charge.lease)
+
+
+def _refusal(admission: Admission, limits: Limits, estimate: int) -> RateLimited:
+    kind = admission.kind or "requests"
+    headers = dict(admission.headers)
+    if admission.retry_after is None:  # no wait helps: the request alone exceeds the limit
+        message = (
+            f"Request too large for {_WHAT['tokens']}: Limit {limits.tpm}, "
+            f"Requested {estimate}. Lower max_tokens or the prompt's size."
+        )
+        return RateLimited(message, kind="tokens", headers=headers)
+    wait = admission.retry_after
+    headers["retry-after"] = str(max(1, math.ceil(wait)))
+    limit = {"requests": limits.rpm, "tokens": limits.tpm, "concurrency": limits.concurrency}
+    message = (
+        f"Rate limit reached for {_WHAT[kind]}: Limit {limit[kind]}. "
+        f"Please try again in {format_duration(wait)}."
+    )
+    # Concurrency is a request limit to clients: OpenAI's two types are requests and tokens.
+    return RateLimited(message, kind="tokens" if kind == "tokens" else "requests", headers=headers)

@@ -1,0 +1,118 @@
+"""The app's long-lived resources, one ``cleanup_ctx`` generator each (setup beside teardown).
+
+Redis (when configured), the key store with its cache-invalidation and last-used tasks, and the
+rate limiter. Tasks are owned: named, referenced, cancelled on cleanup (an event loop keeps only
+weak references to tasks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Coroutine
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio
+from aiohttp import web
+
+from router.appkeys import AUTH, CONFIG, KEYRING, LIMITER, REDIS
+from router.auth.principals import Authenticator
+from router.auth.redis_store import RedisStore
+from router.auth.sqlite_store import SQLiteStore
+from router.auth.store import KeyService, KeyStore
+from router.limits import LocalLimiter, RedisLimiter
+
+logger = logging.getLogger("switchyard")
+LAST_USED_FLUSH_SECONDS = 5.0
+LOG_EVERY_SECONDS = 10.0
+
+
+async def redis_client(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG].redis
+    if config is None:
+        yield
+        return
+    timeout = max(config.timeout_ms / 1000, 0.5)
+    client = redis.asyncio.Redis.from_url(
+        config.url, socket_timeout=timeout, socket_connect_timeout=timeout
+    )
+    app[REDIS] = client
+    yield
+    await client.aclose()
+
+
+def open_store(app: web.Application) -> KeyStore:
+    config = app[CONFIG]
+    if config.redis is not None:
+        return RedisStore(app[REDIS], prefix=config.redis.prefix)
+    path = Path(config.store.path)
+    return SQLiteStore(path)
+
+
+async def keys(app: web.Application) -> AsyncIterator[None]:
+    store = open_store(app)
+    service = KeyService(store)
+    app[AUTH] = Authenticator(app[KEYRING], service)
+    tasks = [
+        _owned(service.run_invalidation(), "switchyard-key-invalidation"),
+        _owned(_flush_every(service), "switchyard-last-used"),
+    ]
+    yield
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    with contextlib.suppress(Exception):
+        await service.flush_last_used()
+    await store.close()
+
+
+async def limiter(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG].redis
+    if config is None:
+        app[LIMITER] = LocalLimiter()
+    else:
+        app[LIMITER] = RedisLimiter(
+            app[REDIS],
+            prefix=config.prefix,
+            timeout=config.timeout_ms / 1000,
+            fail_open=config.failure == "fail_open",
+            on_error=_ThrottledLog("rate-limit store unavailable", config.failure),
+        )
+    yield
+    await app[LIMITER].close()
+
+
+class _ThrottledLog:
+    """Log a failure at most once per interval, with how many happened since (no log storm)."""
+
+    def __init__(self, what: str, policy: str) -> None:
+        self._what = what
+        self._policy = policy
+        self._last = 0.0
+        self._count = 0
+
+    def __call__(self, exc: BaseException) -> None:
+        self._count += 1
+        now = time.monotonic()
+        if now - self._last >= LOG_EVERY_SECONDS:
+            fields = {"policy": self._policy, "errors": self._count, "error": type(exc).__name__}
+            logger.warning(self._what, extra={"fields": fields})
+            self._last, self._count = now, 0
+
+
+async def _flush_every(service: KeyService) -> None:
+    while True:
+        await asyncio.sleep(LAST_USED_FLUSH_SECONDS)
+        try:
+            await service.flush_last_used()
+        except Exception:  # the store is down: keep the times, try again next round
+            logger.warning("could not record key last-use times", exc_info=True)
+
+
+def _owned(coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+    return asyncio.get_running_loop().create_task(coro, name=name)
