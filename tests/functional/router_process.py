@@ -66,7 +66,9 @@ class RouterProcess:
             if not self.url and '"listening"' in line:
                 self.url = orjson.loads(line)["url"]
                 self.listening.set()
-        self.exited.set()
+        with self.changed:
+            self.exited.set()
+            self.changed.notify_all()
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
         if self.process.poll() is None:
@@ -100,8 +102,12 @@ def router_process(
     thread = threading.Thread(target=router._drain, name="router-stderr", daemon=True)
     thread.start()
     try:
-        if not router.listening.wait(READY_TIMEOUT):
-            raise RuntimeError("router did not listen in time:\n" + "".join(router.lines))
+        with router.changed:
+            router.changed.wait_for(
+                lambda: router.listening.is_set() or router.exited.is_set(), READY_TIMEOUT
+            )
+        if not router.listening.is_set():
+            raise RuntimeError("router did not listen:\n" + "".join(router.lines))
         yield router
     finally:
         router.stop()
