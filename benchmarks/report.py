@@ -10,7 +10,14 @@ from dataclasses import dataclass
 
 from benchmarks.wrkparse import WrkResult
 
-TARGETS = {"upstream": "nginx (upstream)", "floor": "floor proxy", "router": "router"}
+TARGETS = {
+    "upstream": "nginx (upstream)",
+    "floor": "floor proxy",
+    "router": "router",
+    "router-limits": "router, key limits in process",
+    "router-limits-redis": "router, key limits in Redis",
+}
+LIMITED = ("router-limits", "router-limits-redis")
 MIN_THROUGHPUT_VS_FLOOR = 0.90  # router req/s at c=64, as a share of the floor's
 MAX_P50_OVER_FLOOR = 0.25  # router p50 at c=1, above the floor's
 
@@ -143,8 +150,29 @@ def ratios_table(results: Results) -> list[str]:
     return lines
 
 
+def limits_table(results: Results) -> list[str]:
+    """What per-key limits cost, against the plain router of the same run."""
+    present = [t for t in LIMITED if all(t in cells for cells in results.values())]
+    if not present:
+        return []
+    lines = [
+        "| Scenario | Target | req/s vs router | CPU/request over router |",
+        "|---|---|---:|---:|",
+    ]
+    for scenario in SCENARIOS:
+        cells = results[scenario.key]
+        for target in present:
+            share = rps_ratio(cells, target, "router")
+            extra = cells[target].cpu_us - cells["router"].cpu_us
+            lines.append(
+                f"| {scenario.title} | {TARGETS[target]} | {share:.1%} | {extra:+.0f} us |"
+            )
+    return [*lines, ""]
+
+
 def markdown(results: Results, header: str) -> str:
     lines = [header, "", *results_table(results), "", *ratios_table(results), ""]
+    lines += limits_table(results)
     lines += [f"- {'PASS' if c.passed else 'FAIL'} {c.name}: {c.measured}" for c in checks(results)]
     failed = failures(results)
     if failed:

@@ -36,6 +36,7 @@ from benchmarks.targets import (
     request_body,
     start_floor,
     start_nginx,
+    start_redis,
     start_router,
 )
 from benchmarks.wrkparse import WrkParseError, WrkResult, parse
@@ -49,6 +50,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--duration", type=int, default=10, help="seconds per measurement")
     parser.add_argument("--warmup", type=int, default=2, help="seconds of warm-up per cell")
     parser.add_argument("--quick", action="store_true", help="2 s cells, 1 s warm-up")
+    parser.add_argument(
+        "--limits",
+        action="store_true",
+        help="also the router with per-key limits: in-process, and in a private Redis",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.duration, args.warmup = 2, 1
@@ -111,8 +117,15 @@ def run(args: argparse.Namespace, workdir: Path) -> Results:
         upstream = start_nginx(procs, workdir)
         floor = start_floor(procs, upstream)
         router = start_router(procs, upstream, workdir)
-        print("nginx, floor proxy and router are ready; measuring", file=sys.stderr)
-        return measure([upstream, floor, router], args, workdir)
+        targets = [upstream, floor, router]
+        if args.limits:
+            redis_url = start_redis(procs)
+            targets.append(start_router(procs, upstream, workdir, variant="limits"))
+            targets.append(
+                start_router(procs, upstream, workdir, variant="limits", redis_url=redis_url)
+            )
+        print("every target is ready; measuring", file=sys.stderr)
+        return measure(targets, args, workdir)
 
 
 def machine() -> dict[str, object]:

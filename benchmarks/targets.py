@@ -23,7 +23,8 @@ READY_TIMEOUT = 30.0
 
 _ROUTER_CONFIG = """\
 server: {{host: 127.0.0.1, port: {port}, workers: 1, access_log: false, drain_seconds: 1}}
-keys: [{{name: bench, key: {key}, models: ["*"]}}]
+keys: [{{name: bench, key: {key}, models: ["*"]{limits}}}]
+{redis}
 models:
   gpt-4o:
     strategy: least-latency
@@ -124,17 +125,53 @@ def start_floor(procs: Processes, upstream: Target) -> Target:
     return target
 
 
-def start_router(procs: Processes, upstream: Target, workdir: Path) -> Target:
+# Limits high enough never to refuse: the benchmark prices the check, not the refusal.
+_LIMITS = ", limits: {rpm: 1000000000, tpm: 1000000000000, concurrency: 100000}"
+
+
+def start_router(
+    procs: Processes, upstream: Target, workdir: Path, *, variant: str = "", redis_url: str = ""
+) -> Target:
+    """The router; ``variant`` "limits" gives the key limits (in-process buckets, or Redis's
+    when ``redis_url`` is set)."""
+    key = "router" + (f"-{variant}" if variant else "") + ("-redis" if redis_url else "")
     port = free_port()
-    config = workdir / "router.yaml"
-    config.write_text(_ROUTER_CONFIG.format(port=port, key=CLIENT_KEY, upstream=upstream.port))
+    config = workdir / f"{key}.yaml"
+    config.write_text(
+        _ROUTER_CONFIG.format(
+            port=port,
+            key=CLIENT_KEY,
+            upstream=upstream.port,
+            limits=_LIMITS if variant == "limits" else "",
+            redis=f"redis: {{url: {redis_url!r}}}" if redis_url else "",
+        )
+    )
     argv = [sys.executable, "-m", "router", "serve", "--config", str(config), "--workers", "1"]
-    process = procs.start("router", pinned(PROXY_CORE, argv))
+    process = procs.start(key, pinned(PROXY_CORE, argv))
     process.wait_ready(lambda: http_status(port, "GET", "/readyz")[0] == 200, READY_TIMEOUT)
     paths = ("/v1/chat/completions", "/v1/chat/completions")
-    target = Target("router", "router", port, *paths, process.popen.pid)
+    target = Target(key, key, port, *paths, process.popen.pid)
     _wait(process, target)
     return target
+
+
+def start_redis(procs: Processes) -> str:
+    """A private redis-server on the load core (its CPU is not the router's)."""
+    port = free_port()
+    argv = [
+        "redis-server",
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ]
+    process = procs.start("redis", pinned(LOAD_CORE, argv))
+    process.wait_ready(lambda: "Ready to accept connections" in process.log_tail(), READY_TIMEOUT)
+    return f"redis://127.0.0.1:{port}/0"
 
 
 def _wait(process: Process, target: Target) -> None:

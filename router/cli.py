@@ -1,4 +1,4 @@
-"""``switchyard serve | check-config | demo`` (also ``python -m router``)."""
+"""``switchyard serve | check-config | demo | keys`` (also ``python -m router``)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from router import cli_keys
 from router.config import Config, ConfigError, load_config
 from router.demo import run_demo
 from router.logs import setup_logging
@@ -30,6 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("config")
     demo = commands.add_parser("demo", help="two local fake backends and the router in front")
     demo.add_argument("--port", type=int, default=8080)
+    cli_keys.add_parser(commands)
     return parser
 
 
@@ -72,6 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "check-config":
         return check_config(args.config)
+    if args.command == "keys":
+        return cli_keys.run(_load(args.config), args)
     setup_logging()
     if args.command == "demo":
         return run_demo(args.port)

@@ -14,6 +14,8 @@ ARGV[4]  token estimate: the tpm cost
 ARGV[5]  concurrency limit, or "" for none
 ARGV[6]  lease id
 ARGV[7]  lease ttl in seconds
+ARGV[8]  deferred settle: tokens (actual - estimate) of this key's earlier requests, or ""
+ARGV[9…] deferred releases: lease ids of this key's finished requests
 
 Returns strings, since Redis truncates Lua numbers to integers:
   {allowed "1" | "0", kind "" | "requests" | "tokens" | "concurrency", retry_after "" | seconds,
@@ -70,6 +72,25 @@ local function check(key, limit, cost)
           allowed = allowed, retry = retry}
 end
 
+local function save(key, level, stamp, capacity)
+  redis.call('HSET', key, 'level', fmt(level), 'stamp', fmt(stamp))
+  local idle = time_to_full(level, stamp, capacity) + MARGIN
+  redis.call('PEXPIRE', key, math.ceil(idle * 1000))
+end
+
+-- Work deferred from this key's earlier requests rides along (one round trip per request
+-- instead of three): settle their token charges, bucket.py's settle() (refill, subtract,
+-- never above capacity, a debt allowed), and free their concurrency leases.
+local delta, tpm_capacity = tonumber(ARGV[8]), tonumber(ARGV[3])
+if delta and delta ~= 0 and tpm_capacity then
+  local saved = redis.call('HMGET', KEYS[2], 'level', 'stamp')
+  local level, stamp = tpm_capacity, now
+  if saved[1] then level, stamp = tonumber(saved[1]), tonumber(saved[2]) end
+  level, stamp = level_at(level, stamp, tpm_capacity)
+  save(KEYS[2], math.min(tpm_capacity, level - delta), stamp, tpm_capacity)
+end
+if #ARGV > 8 then redis.call('ZREM', KEYS[3], unpack(ARGV, 9)) end
+
 local rpm = check(KEYS[1], ARGV[2], 1)
 local tpm = check(KEYS[2], ARGV[3], tonumber(ARGV[4]))
 
@@ -99,9 +120,7 @@ local allowed = #refusals == 0
 local function commit(b)
   if not b then return end
   b.level = b.level - b.cost  -- try_take's new level
-  redis.call('HSET', b.key, 'level', fmt(b.level), 'stamp', fmt(b.stamp))
-  local idle = time_to_full(b.level, b.stamp, b.capacity) + MARGIN
-  redis.call('PEXPIRE', b.key, math.ceil(idle * 1000))
+  save(b.key, b.level, b.stamp, b.capacity)
 end
 
 if allowed then

@@ -6,6 +6,11 @@ stamp, expiring once the bucket would be full again) and ``sy:{KEY}:conc`` (a so
 lease id -> expiry). Time is the Redis server's (``TIME``) so routers on hosts with skewed
 clocks share one clock; ``clock`` overrides it, for tests.
 
+One round trip per request: settle and release are deferred. The next admission of the same
+key carries them into its script call (so a client's next request sees its own slot freed),
+and a flusher sends whatever is left every ``flush_interval`` in one pipelined round trip (so
+another router sees it within that interval). Deferred work that fails is kept and retried.
+
 Every call is bounded by ``timeout``. When Redis fails or is slow, the limiter fails open
 (admits, marked ``degraded``) or closed (raises :class:`LimiterUnavailable`), and reports the
 error to ``on_error`` either way; settle and release never raise. When Redis comes back,
@@ -16,6 +21,7 @@ redis-py's pool reconnects and its Script objects reload a script the new server
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import NoReturn
@@ -57,6 +63,7 @@ class RedisLimiter:
         lease_ttl: float = 900.0,
         on_error: Callable[[BaseException], None] | None = None,
         clock: Callable[[], float] | None = None,
+        flush_interval: float = 0.02,
     ) -> None:
         self._client = client
         self._prefix = prefix
@@ -68,6 +75,10 @@ class RedisLimiter:
         self._admit = client.register_script(_script("admit.lua"))
         self._settle = client.register_script(_script("settle.lua"))
         self.errors = 0
+        self._pending: dict[str, _Deferred] = {}
+        self._flush_interval = flush_interval
+        self._wake = asyncio.Event()
+        self._flusher: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
         mode = "fail-open" if self._fail_open else "fail-closed"
@@ -82,6 +93,7 @@ class RedisLimiter:
     async def admit(self, key_id: str, limits: Limits, tokens: int, lease: str) -> Admission:
         if limits.empty:
             return Admission(allowed=True, kind=None, retry_after=None, headers={})
+        deferred = self._pending.pop(key_id, None)
         args = [
             self._now(),
             _arg(limits.rpm),
@@ -90,11 +102,14 @@ class RedisLimiter:
             _arg(limits.concurrency),
             lease,
             self._lease_ttl,
+            *(deferred.args() if deferred is not None else ("",)),
         ]
         try:
             async with asyncio.timeout(self._timeout):
                 reply = await self._admit(keys=self.keys(key_id), args=args)
         except _FAILURES as exc:
+            if deferred is not None:
+                self._defer(key_id, deferred.limits).merge(deferred)
             self._report(exc)
             if not self._fail_open:
                 _unavailable(exc)
@@ -102,26 +117,62 @@ class RedisLimiter:
         return _admission(limits, reply)
 
     async def settle(self, key_id: str, limits: Limits, delta_tokens: int) -> None:
-        if limits.tpm is None or delta_tokens == 0:
-            return
-        keys = self.keys(key_id)[1:2]
-        try:
-            async with asyncio.timeout(self._timeout):
-                await self._settle(keys=keys, args=[self._now(), limits.tpm, delta_tokens])
-        except _FAILURES as exc:
-            self._report(exc)
+        if limits.tpm is not None and delta_tokens != 0:
+            self._defer(key_id, limits).delta += delta_tokens
 
     async def release(self, key_id: str, limits: Limits, lease: str) -> None:
-        if limits.concurrency is None:
+        if limits.concurrency is not None:
+            self._defer(key_id, limits).leases.append(lease)
+
+    def _defer(self, key_id: str, limits: Limits) -> _Deferred:
+        deferred = self._pending.get(key_id)
+        if deferred is None:
+            deferred = self._pending[key_id] = _Deferred(limits)
+        deferred.limits = limits
+        if self._flusher is None:
+            self._flusher = asyncio.get_running_loop().create_task(
+                self._flush_forever(), name="switchyard-limits-flush"
+            )
+        self._wake.set()
+        return deferred
+
+    async def _flush_forever(self) -> None:
+        while True:
+            await self._wake.wait()
+            await asyncio.sleep(self._flush_interval)  # gather a batch
+            self._wake.clear()
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Send every deferred settle and release now, in one pipelined round trip."""
+        batch, self._pending = self._pending, {}
+        if not batch:
             return
-        try:
-            async with asyncio.timeout(self._timeout):
-                await self._client.zrem(self.keys(key_id)[2], lease)
-        except _FAILURES as exc:
-            self._report(exc)
+        async with self._client.pipeline(transaction=False) as pipe:
+            for key_id, deferred in batch.items():
+                _, tpm_key, leases_key = self.keys(key_id)
+                if deferred.delta and deferred.limits.tpm is not None:
+                    settle_args = [self._now(), deferred.limits.tpm, deferred.delta]
+                    await self._settle(keys=[tpm_key], args=settle_args, client=pipe)
+                if deferred.leases:
+                    pipe.zrem(leases_key, *deferred.leases)
+            try:
+                async with asyncio.timeout(self._timeout * 4):
+                    await pipe.execute()
+            except _FAILURES as exc:
+                self._report(exc)
+                for key_id, deferred in batch.items():  # keep it for the next try
+                    self._defer(key_id, deferred.limits).merge(deferred)
 
     async def close(self) -> None:
-        """Nothing to free: the client is the caller's."""
+        """Send what is deferred and stop the flusher; the client is the caller's."""
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+            self._flusher = None
+        with contextlib.suppress(*_FAILURES):
+            await self.flush()
 
     def _now(self) -> float | str:
         return "" if self._clock is None else self._clock()
@@ -130,6 +181,24 @@ class RedisLimiter:
         self.errors += 1
         if self._on_error is not None:
             self._on_error(exc)
+
+
+class _Deferred:
+    """Settles and releases of one key, waiting to ride along with a round trip."""
+
+    __slots__ = ("delta", "leases", "limits")
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.delta = 0
+        self.leases: list[str] = []
+
+    def merge(self, other: _Deferred) -> None:
+        self.delta += other.delta
+        self.leases += other.leases
+
+    def args(self) -> list[int | str]:
+        return [self.delta, *self.leases]
 
 
 def _arg(limit: int | None) -> int | str:
