@@ -14,6 +14,7 @@ from typing import Any, TypeGuard
 
 from router.auth.records import LIMIT_FIELDS
 from router.errors import InvalidRequest
+from router.handlers.common import wrong_type
 
 KEY_FIELDS = frozenset({"name", "models", "limits", "expires_at"})
 ROTATE_FIELDS = frozenset({"grace_seconds"})
@@ -41,7 +42,7 @@ def grace_seconds(payload: Mapping[str, Any]) -> float:
     _no_unknown(payload, ROTATE_FIELDS, prefix="")
     value = payload.get("grace_seconds", DEFAULT_GRACE_SECONDS)
     if not _is_number(value):
-        raise _wrong_type("grace_seconds", "a number", value)
+        raise wrong_type("grace_seconds", "a number", value)
     if value < 0:
         raise _invalid("grace_seconds", "expected a number of seconds, 0 or more")
     return float(value)
@@ -49,7 +50,7 @@ def grace_seconds(payload: Mapping[str, Any]) -> float:
 
 def _name(value: object, param: str) -> str:
     if not isinstance(value, str):
-        raise _wrong_type(param, "a string", value)
+        raise wrong_type(param, "a string", value)
     if not value.strip() or len(value) > MAX_NAME_LENGTH:
         raise _invalid(param, f"expected 1 to {MAX_NAME_LENGTH} characters, not all blank")
     return value
@@ -57,10 +58,10 @@ def _name(value: object, param: str) -> str:
 
 def _models(value: object, param: str) -> tuple[str, ...]:
     if not isinstance(value, list):
-        raise _wrong_type(param, "an array of strings", value)
+        raise wrong_type(param, "an array of strings", value)
     for i, item in enumerate(value):
         if not isinstance(item, str):
-            raise _wrong_type(f"{param}[{i}]", "a string", item)
+            raise wrong_type(f"{param}[{i}]", "a string", item)
         if not item:
             raise _invalid(f"{param}[{i}]", "expected a model name or pattern, not ''")
     if not value:
@@ -72,7 +73,7 @@ def _expires_at(value: object, param: str) -> float | None:
     if value is None:
         return None
     if not _is_number(value):
-        raise _wrong_type(param, "a unix time in seconds, or null", value)
+        raise wrong_type(param, "a unix time in seconds, or null", value)
     if value < 0:
         raise _invalid(param, "expected a unix time in seconds, 0 or more")
     return float(value)
@@ -87,7 +88,7 @@ _CHECKS: dict[str, Callable[[object, str], object]] = {
 
 def _limits(value: object) -> dict[str, int | None]:
     if not isinstance(value, dict):
-        raise _wrong_type("limits", "an object", value)
+        raise wrong_type("limits", "an object", value)
     _no_unknown(value, frozenset(LIMIT_FIELDS), prefix="limits.")
     limits: dict[str, int | None] = {}
     for name in LIMIT_FIELDS:
@@ -95,7 +96,7 @@ def _limits(value: object) -> dict[str, int | None]:
             continue
         limit = value[name]
         if limit is not None and not (isinstance(limit, int) and not isinstance(limit, bool)):
-            raise _wrong_type(f"limits.{name}", "an integer, or null", limit)
+            raise wrong_type(f"limits.{name}", "an integer, or null", limit)
         if limit is not None and limit < 0:
             raise _invalid(f"limits.{name}", "expected an integer, 0 or more, or null")
         limits[name] = limit
@@ -117,25 +118,5 @@ def _is_number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _wrong_type(param: str, expected: str, value: object) -> InvalidRequest:
-    return InvalidRequest(
-        f"Invalid type for '{param}': expected {expected}, but got {_json_type(value)} instead.",
-        param=param,
-        code="invalid_type",
-    )
-
-
 def _invalid(param: str, expected: str) -> InvalidRequest:
     return InvalidRequest(f"Invalid '{param}': {expected}.", param=param, code="invalid_value")
-
-
-def _json_type(value: object) -> str:
-    names = {
-        bool: "a boolean",
-        int: "an integer",
-        float: "a decimal",
-        str: "a string",
-        list: "an array",
-        dict: "an object",
-    }
-    return names.get(type(value), "null" if value is None else "a value")

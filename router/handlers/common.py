@@ -77,11 +77,7 @@ def require_model(payload: dict[str, Any]) -> str:
             "you must provide a model parameter", param="model", code="missing_required_parameter"
         )
     if not isinstance(model, str):
-        raise InvalidRequest(
-            f"Invalid type for 'model': expected a string, but got {_json_type(model)} instead.",
-            param="model",
-            code="invalid_type",
-        )
+        raise wrong_type("model", "a string", model)
     return model
 
 
@@ -90,12 +86,17 @@ def check_stream(payload: dict[str, Any]) -> bool:
     if stream is None:
         return False
     if not isinstance(stream, bool):
-        raise InvalidRequest(
-            f"Invalid type for 'stream': expected a boolean, but got {_json_type(stream)} instead.",
-            param="stream",
-            code="invalid_type",
-        )
+        raise wrong_type("stream", "a boolean", stream)
     return stream
+
+
+def wrong_type(param: str, expected: str, value: object) -> InvalidRequest:
+    """OpenAI's error for a field of the wrong JSON type."""
+    return InvalidRequest(
+        f"Invalid type for '{param}': expected {expected}, but got {_json_type(value)} instead.",
+        param=param,
+        code="invalid_type",
+    )
 
 
 def _json_type(value: object) -> str:

@@ -23,7 +23,7 @@ from router.auth.records import KeyLimits, KeyRecord
 from router.auth.redis_store import RedisStore
 from router.auth.sqlite_store import SQLiteStore
 from router.auth.store import EVICT_ALL, KeyService, KeyStore
-from tests.functional.private_redis import PrivateRedis, private_redis
+from tests.redis_server import RedisServer
 
 NOW = 1_700_000_000.0
 PROPAGATION_BOUND = 1.0  # DESIGN.md §4: every process sees a revoke within a second
@@ -42,8 +42,8 @@ class Clock:
 
 
 @pytest.fixture(scope="module")
-def redis_server() -> Iterator[PrivateRedis]:
-    with private_redis() as server:
+def redis_server() -> Iterator[RedisServer]:
+    with RedisServer() as server:
         yield server
 
 
@@ -298,7 +298,7 @@ async def _rejected(service: KeyService, key: str) -> bool:
 
 async def test_invalidation_recovers_after_a_redis_restart(caplog):
     caplog.set_level(logging.WARNING, logger="router.auth.redis_store")
-    with private_redis() as server:
+    with RedisServer() as server:
         admin_store, router_store = RedisStore.from_url(server.url), RedisStore.from_url(server.url)
         admin, router = KeyService(admin_store), KeyService(router_store)
         try:
@@ -312,7 +312,7 @@ async def test_invalidation_recovers_after_a_redis_restart(caplog):
     assert len(lost) < 10
 
 
-async def _survive_restart(server: PrivateRedis, admin: KeyService, router: KeyService) -> None:
+async def _survive_restart(server: RedisServer, admin: KeyService, router: KeyService) -> None:
     _, before = await admin.create("before")
     assert await router.authenticate(before) is not None  # cached
     await asyncio.to_thread(server.stop)
@@ -332,7 +332,7 @@ async def test_change_feed_evicts_all_after_a_redis_restart(retries, caplog):
     """Without retries the feed resubscribes itself; with them redis-py reconnects inside
     ``get_message`` and the feed learns of it from the reconnect count. Either way: ``"*"``."""
     caplog.set_level(logging.WARNING, logger="router.auth.redis_store")
-    with private_redis() as server:
+    with RedisServer() as server:
         client = redis.asyncio.Redis.from_url(
             server.url, retry=Retry(ConstantBackoff(0.05), retries)
         )
@@ -340,7 +340,7 @@ async def test_change_feed_evicts_all_after_a_redis_restart(retries, caplog):
         changes = store.changes()
         try:
             assert await asyncio.wait_for(anext(changes), 5) == EVICT_ALL
-            await asyncio.to_thread(server.restart)
+            await asyncio.to_thread(_restart, server)
             assert await asyncio.wait_for(anext(changes), 15) == EVICT_ALL
             record = stored_record()
             await store.put(record)
@@ -455,3 +455,9 @@ def _true_when(condition: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
         return condition()
 
     return check
+
+
+def _restart(server: RedisServer) -> None:
+    """Stop and start again on the same port; the data is gone (no persistence)."""
+    server.stop()
+    server.start()
