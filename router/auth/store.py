@@ -64,12 +64,14 @@ class KeyService:
         cache_ttl: float = 60.0,
         max_cached: int = 10_000,
         pepper: bytes | None = None,
+        refresh_after: float = 0.05,
     ) -> None:
         self._store = store
         self._clock = clock
         self._cache_ttl = cache_ttl
         self._max_cached = max_cached
         self._pepper = pepper
+        self._refresh_after = refresh_after
         # key id -> (record or None for "no such key", monotonic time it was fetched)
         self._cache: dict[str, tuple[KeyRecord | None, float]] = {}
         self._evictions = 0  # bumped on every eviction; see _lookup
@@ -96,10 +98,22 @@ class KeyService:
         key_id, secret = parsed
         record = await self._lookup(key_id)
         now = self._clock()
+        if record is not None and not record.accepts(secret, now, pepper=self._pepper):
+            # Perhaps rotated elsewhere a moment ago: read the store again rather than wait
+            # for the invalidation. At most once per refresh_after per key, so wrong secrets
+            # cannot turn into a stream of store reads.
+            if not self._refreshable(key_id):
+                return None
+            self._cache.pop(key_id, None)
+            record = await self._lookup(key_id)
         if record is None or not record.accepts(secret, now, pepper=self._pepper):
             return None
         self._last_used[key_id] = now  # written in batches by flush_last_used()
         return record
+
+    def _refreshable(self, key_id: str) -> bool:
+        entry = self._cache.get(key_id)
+        return entry is not None and time.monotonic() - entry[1] >= self._refresh_after
 
     async def _lookup(self, key_id: str) -> KeyRecord | None:
         entry = self._cache.get(key_id)

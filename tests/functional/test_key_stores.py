@@ -281,6 +281,23 @@ async def test_revoke_is_seen_by_another_process_within_a_second(open_store):
         assert await without_invalidation.authenticate(key) is not None
 
 
+async def test_a_secret_rotated_elsewhere_works_at_once(open_store):
+    """A verify miss on a cached record reads the store again (rate-limited per key)."""
+    admin = KeyService(open_store())
+    router = KeyService(open_store(), refresh_after=0.0)  # no invalidation loop at all
+    slow = KeyService(open_store(), refresh_after=3600.0)
+    record, old = await admin.create("rotated")
+    assert await router.authenticate(old) is not None  # now cached with the old hash
+    assert await slow.authenticate(old) is not None
+    rotated = await admin.rotate(record.id, grace_seconds=60)
+    assert rotated is not None
+    new = rotated[1]
+    assert await router.authenticate(new) is not None
+    assert await router.authenticate(old) is not None  # still in its grace period
+    # Within refresh_after of its last read, a miss is just a miss: no store read per guess.
+    assert await slow.authenticate(new) is None
+
+
 async def test_invalidation_ends_when_the_store_closes(open_store):
     store = open_store()
     service = KeyService(store)
