@@ -10,14 +10,12 @@ from router.auth.keyformat import parse_key
 from router.auth.keys import KeyRing, Principal
 from router.auth.records import KeyRecord
 from router.auth.store import KeyService
-from router.limits import Limits
 
 _MAX_PRINCIPALS = 10_000
 
 
 def principal_of(record: KeyRecord) -> Principal:
-    limits = Limits(record.limits.rpm, record.limits.tpm, record.limits.concurrency)
-    return Principal(record.id, record.name, record.models, limits)
+    return Principal(record.id, record.name, record.models, record.limits)
 
 
 class Authenticator:

@@ -15,6 +15,7 @@ from typing import Any, Literal, cast
 import orjson
 
 from router.auth.keyformat import verify
+from router.limits.types import Limits
 
 UPDATABLE = frozenset({"name", "models", "expires_at", "limits", "rpm", "tpm", "concurrency"})
 LIMIT_FIELDS = ("rpm", "tpm", "concurrency")
@@ -24,25 +25,8 @@ STATES: tuple[KeyState, ...] = ("active", "revoked")
 FORMAT_VERSION = 1
 
 
-@dataclass(frozen=True, slots=True)
-class KeyLimits:
-    """Per-key limits; None means "no limit of this kind"."""
-
-    rpm: int | None = None
-    tpm: int | None = None
-    concurrency: int | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("rpm", "tpm", "concurrency"):
-            value = getattr(self, name)
-            if value is not None and (
-                not isinstance(value, int) or isinstance(value, bool) or value < 0
-            ):
-                raise ValueError(f"limits.{name}: expected a non-negative integer or null")
-
-    def to_dict(self) -> dict[str, int | None]:
-        """``{"rpm": …, "tpm": …, "concurrency": …}``."""
-        return {"rpm": self.rpm, "tpm": self.tpm, "concurrency": self.concurrency}
+KeyLimits = Limits
+"""A key's limits are the limiter's :class:`~router.limits.Limits`: one definition."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

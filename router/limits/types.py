@@ -30,8 +30,14 @@ class Limits:
     def __post_init__(self) -> None:
         for name in ("rpm", "tpm", "concurrency"):
             value = getattr(self, name)
-            if value is not None and value < 0:
-                raise ValueError(f"limit {name} must be >= 0 or None, got {value}")
+            if value is not None and (
+                not isinstance(value, int) or isinstance(value, bool) or value < 0
+            ):
+                raise ValueError(f"limits.{name}: expected a non-negative integer or null")
+
+    def to_dict(self) -> dict[str, int | None]:
+        """``{"rpm": …, "tpm": …, "concurrency": …}`` (a key record's JSON)."""
+        return {"rpm": self.rpm, "tpm": self.tpm, "concurrency": self.concurrency}
 
     @property
     def empty(self) -> bool:
