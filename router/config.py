@@ -173,6 +173,8 @@ class AdminConfig(_Strict):
     @field_validator("key")
     @classmethod
     def _strong_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value():
+            return None  # "${SWITCHYARD_ADMIN_KEY:-}" unset: the admin API stays off
         if value is not None and len(value.get_secret_value()) < 16:
             raise ValueError("the admin key needs at least 16 characters")
         return value

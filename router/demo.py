@@ -7,6 +7,7 @@ who answered, so the weighted 3:1 split of ``gpt-4o`` is visible in every reply.
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 from contextlib import ExitStack
@@ -25,6 +26,7 @@ Switchyard demo is starting.
   base URL : {base}
   API key  : {key}
   models   : {models}
+  admin key: {admin}   (for /admin/keys; new each run unless SWITCHYARD_ADMIN_KEY is set)
 
   from openai import OpenAI
   client = OpenAI(base_url="{base}", api_key="{key}")
@@ -61,6 +63,7 @@ def _start_fake(name: str, port: int, key: str) -> subprocess.Popen[str]:
 
 def run_demo(port: int) -> int:
     env = {**os.environ, "SWITCHYARD_PORT": str(port)}
+    env.setdefault("SWITCHYARD_ADMIN_KEY", secrets.token_urlsafe(24))
     for _, fake_port, _, variable in _FAKES:
         env.setdefault(variable, f"http://127.0.0.1:{fake_port}/v1")
     config = load_config(None, env)
@@ -71,6 +74,8 @@ def run_demo(port: int) -> int:
             stack.callback(fake.terminate)
         key = config.keys[0].key.get_secret_value()
         base = f"http://{config.server.host}:{config.server.port}/v1"
-        print(_BANNER.format(base=base, key=key, models=", ".join(config.models)), flush=True)
+        admin = env["SWITCHYARD_ADMIN_KEY"]
+        models = ", ".join(config.models)
+        print(_BANNER.format(base=base, key=key, models=models, admin=admin), flush=True)
         run(config)
     return 0

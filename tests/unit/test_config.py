@@ -155,3 +155,13 @@ def test_stream_idle_limit_cannot_exceed_first_byte() -> None:
         f'models: {{m: {{backends: [{{name: a, url: "http://a/v1", timeouts: {timeouts}}}]}}}}'
     )
     assert found == ["models.m.backends[0].timeouts: idle must not be longer than first_byte"]
+
+
+def test_admin_key_from_an_unset_variable_turns_the_admin_api_off() -> None:
+    config = load_config(None, {})
+    assert config.admin.key is None
+    config = load_config(None, {"SWITCHYARD_ADMIN_KEY": "a-long-enough-admin-key"})
+    assert config.admin.key is not None
+    assert problems(
+        'admin: {key: "short"}\nmodels: {m: {backends: [{name: a, url: "http://a"}]}}'
+    ) == ["admin.key: the admin key needs at least 16 characters"]
