@@ -1,7 +1,8 @@
 """The proxied endpoints: chat completions, embeddings, responses.
 
 The whole request path reads top to bottom in :func:`proxy`: authenticate, parse once, route,
-forward (with retries), relay, and free the backend slot in one ``finally``.
+admit against the key's limits, forward (with retries and fallbacks), relay; then one
+``finally`` frees the backend slot and another settles the key's tokens and concurrency slot.
 """
 
 from __future__ import annotations
