@@ -13,22 +13,18 @@ import argparse
 import asyncio
 import math
 import os
-import sqlite3
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import orjson
 import redis.asyncio
-from redis.exceptions import RedisError
 
 from router.auth.keyformat import is_key_id
-from router.auth.redis_store import RedisStore
-from router.auth.sqlite_store import SQLiteStore
-from router.auth.store import KeyService, KeyStore
+from router.auth.store import KeyService
+from router.auth.stores import STORE_ERRORS, open_store
 from router.config import Config
 from router.errors import InvalidRequest
 from router.handlers.admin_schema import DEFAULT_GRACE_SECONDS, key_fields
@@ -87,7 +83,7 @@ def run(config: Config, args: argparse.Namespace) -> int:
     except _Failed as exc:
         print(f"switchyard: {exc}", file=sys.stderr)
         return 1
-    except (OSError, RedisError, sqlite3.Error) as exc:
+    except STORE_ERRORS as exc:
         print(f"switchyard: the key store is unavailable: {exc}", file=sys.stderr)
         return 1
 
@@ -101,16 +97,13 @@ async def _run(config: Config, command: Command, args: argparse.Namespace) -> in
 async def open_service(config: Config) -> AsyncIterator[KeyService]:
     """A :class:`KeyService` over the store the router would open for ``config``."""
     client: redis.asyncio.Redis | None = None
-    store: KeyStore
     if config.redis is not None:
         client = redis.asyncio.Redis.from_url(
             config.redis.url,
             socket_timeout=REDIS_TIMEOUT_SECONDS,
             socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
         )
-        store = RedisStore(client, prefix=config.redis.prefix)
-    else:
-        store = SQLiteStore(Path(config.store.path))
+    store = open_store(config, client)
     try:
         yield KeyService(store)
     finally:

@@ -12,7 +12,6 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Coroutine
-from pathlib import Path
 from typing import Any
 
 import redis.asyncio
@@ -20,9 +19,8 @@ from aiohttp import web
 
 from router.appkeys import AUTH, CONFIG, KEYRING, LIMITER, REDIS
 from router.auth.principals import Authenticator
-from router.auth.redis_store import RedisStore
-from router.auth.sqlite_store import SQLiteStore
-from router.auth.store import KeyService, KeyStore
+from router.auth.store import KeyService
+from router.auth.stores import open_store
 from router.limits import LocalLimiter, RedisLimiter
 
 logger = logging.getLogger("switchyard")
@@ -44,16 +42,8 @@ async def redis_client(app: web.Application) -> AsyncIterator[None]:
     await client.aclose()
 
 
-def open_store(app: web.Application) -> KeyStore:
-    config = app[CONFIG]
-    if config.redis is not None:
-        return RedisStore(app[REDIS], prefix=config.redis.prefix)
-    path = Path(config.store.path)
-    return SQLiteStore(path)
-
-
 async def keys(app: web.Application) -> AsyncIterator[None]:
-    store = open_store(app)
+    store = open_store(app[CONFIG], app.get(REDIS))
     service = KeyService(store)
     app[AUTH] = Authenticator(app[KEYRING], service)
     tasks = [

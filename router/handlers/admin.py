@@ -16,17 +16,16 @@ import functools
 import hashlib
 import hmac
 import logging
-import sqlite3
 from typing import Any
 
 from aiohttp import web
-from redis.exceptions import RedisError
 
 from router.appkeys import AUTH, CONFIG
 from router.auth import bearer_token
 from router.auth.keyformat import is_key_id
 from router.auth.records import KeyRecord
 from router.auth.store import KeyService
+from router.auth.stores import STORE_ERRORS
 from router.edge import Handler, edge
 from router.errors import (
     InvalidRequest,
@@ -43,7 +42,6 @@ from router.logs import log_event
 logger = logging.getLogger("switchyard")
 
 NO_STORE = {"Cache-Control": "no-store"}
-STORE_ERRORS = (RedisError, sqlite3.Error, OSError)
 _OFF = "The admin API is off: no admin key is configured (set admin.key in the config)."
 _NO_KEY = "The admin API needs the admin key in an Authorization header (Bearer ADMIN_KEY)."
 _BAD_KEY = "Incorrect admin key provided."

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from router.appkeys import AUTH, CONFIG
 from router.auth import Principal, bearer_token
+from router.auth.stores import STORE_ERRORS
 from router.errors import InvalidRequest, PayloadTooLarge, ServiceUnavailable, Unauthorized
 
 logger = logging.getLogger("switchyard")
@@ -37,7 +38,7 @@ async def authenticate(request: web.Request) -> Principal:
         raise Unauthorized(_NO_KEY)
     try:
         principal = await request.app[AUTH].principal(token)
-    except Exception:  # the key store is unreachable and this key is not cached
+    except STORE_ERRORS:  # the key store is unreachable and this key is not cached
         logger.warning("key store unavailable", exc_info=True)
         raise ServiceUnavailable(
             "API keys cannot be checked right now; please retry.",

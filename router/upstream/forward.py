@@ -100,18 +100,13 @@ class Forwarder:
             if index and not self.budget.try_withdraw():
                 break
             tried: set[BackendState] = set()
-            try:
-                return await _try(route, tried, payload, body, headers, ctx)
-            except Retryable as exc:
-                last = exc
-            except PoolExhausted:
-                continue
-            try:
-                return await self._retry(route, tried, payload, body, headers, ctx)
-            except Retryable as exc:
-                last = exc
-            except PoolExhausted:
-                continue
+            for step in (_try, self._retry):  # the first try, then tenacity's retries
+                try:
+                    return await step(route, tried, payload, body, headers, ctx)
+                except Retryable as exc:
+                    last = exc
+                except PoolExhausted:
+                    break
         raise _client_error(last, chain[0].model)
 
     async def _retry(
