@@ -8,6 +8,7 @@ reports its outcome; strategies read :meth:`BackendState.load`. Time always arri
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from balancers.health import DEFAULT_POLICY, TABLE, Event, Health, HealthPolicy
 
@@ -39,6 +40,7 @@ class BackendState:
         "inflight",
         "max_inflight",
         "name",
+        "observer",
         "policy",
         "weight",
     )
@@ -66,6 +68,8 @@ class BackendState:
         self.cooldown_until = 0.0
         self._estimate = 0.0
         self._stamp = 0.0
+        # Told of every transition (old, new), e.g. to export it as a metric; never does I/O.
+        self.observer: Callable[[Health, Health], None] | None = None
 
     def begin(self) -> None:
         """Count a request as in flight."""
@@ -157,7 +161,9 @@ class BackendState:
             self.cooldown_until = now + self.policy.cooldown(self.ejections, retry_after)
         else:
             self.cooldown_until = now + self.policy.max_cooldown
-        self.health = target
+        previous, self.health = self.health, target
+        if self.observer is not None:
+            self.observer(previous, target)
 
     def __repr__(self) -> str:
         parts = [f"<BackendState {self.name} {self.health.value}"]

@@ -7,19 +7,21 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from router.appkeys import CONFIG, FORWARDER, KEYRING, LIFECYCLE, ROUTES, Lifecycle
+from router.appkeys import CONFIG, FORWARDER, KEYRING, LIFECYCLE, METRICS, ROUTES, Lifecycle
 from router.auth import KeyRing
 from router.config import Config
 from router.edge import add_fallback
 from router.handlers import admin, health, models, proxy
 from router.lifecycle import keys, limiter, redis_client
+from router.metrics import create_metrics
+from router.metrics.exposition import add_metrics_route
 from router.routing import RouteTable
 from router.upstream.forward import Forwarder
 
 
 async def _upstreams(app: web.Application) -> AsyncIterator[None]:
     """Backend sessions (keep-alive pools) live exactly as long as the app."""
-    routes = RouteTable(app[CONFIG])
+    routes = RouteTable(app[CONFIG], metrics=app.get(METRICS))
     app[ROUTES] = routes
     yield
     await routes.close()
@@ -31,8 +33,13 @@ def create_app(config: Config) -> web.Application:
         client_max_size=config.server.max_body_bytes,
     )
     app[CONFIG] = config
+    metrics = create_metrics(config)
+    if metrics is not None:
+        app[METRICS] = metrics
+        if config.metrics.port is None:  # else served by its own listener (router.server)
+            add_metrics_route(app, metrics.registry, config.metrics.token)
     app[KEYRING] = KeyRing(config.keys)
-    app[FORWARDER] = Forwarder(config.retry)
+    app[FORWARDER] = Forwarder(config.retry, metrics)
     app[LIFECYCLE] = Lifecycle(started_at=int(time.time()))
     app.cleanup_ctx.extend([redis_client, keys, limiter, _upstreams])
     models.add_routes(app)

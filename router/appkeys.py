@@ -12,6 +12,7 @@ from router.auth.principals import Authenticator
 from router.config import Config
 from router.context import RequestContext
 from router.limits import Limiter
+from router.metrics import Metrics
 from router.routing import RouteTable
 from router.upstream.forward import Forwarder
 
@@ -32,4 +33,5 @@ LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 AUTH = web.AppKey("auth", Authenticator)
 LIMITER = web.AppKey("limiter", Limiter)
 REDIS = web.AppKey("redis", redis.asyncio.Redis)
+METRICS = web.AppKey("metrics", Metrics)  # absent when metrics.enabled is false
 CONTEXT = web.RequestKey("context", RequestContext)

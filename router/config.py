@@ -187,6 +187,25 @@ class TokenEstimateConfig(_Strict):
     default_max_tokens: int = Field(1024, ge=0)  # when the request sets no max_tokens
 
 
+class MetricsConfig(_Strict):
+    """Prometheus metrics at ``GET /metrics``: never behind client keys, optionally a token."""
+
+    enabled: bool = True
+    # Its own listener (on server.host) instead of the router's port; null: the router's port.
+    port: int | None = Field(None, ge=0, le=65535)
+    token: SecretStr | None = None  # "${SWITCHYARD_METRICS_TOKEN:-}" unset: no token asked
+    # Label cardinality is a choice: per-key series only when the operator asks for them.
+    key_labels: bool = False
+    # Ask chat streams for their usage chunk (removed again before the client sees it), so
+    # tokens and time per output token are measured for every stream, not only limited keys'.
+    stream_usage: bool = True
+
+    @field_validator("token")
+    @classmethod
+    def _empty_is_none(cls, value: SecretStr | None) -> SecretStr | None:
+        return value if value is not None and value.get_secret_value() else None
+
+
 class Config(_Strict):
     server: ServerConfig = ServerConfig()
     redis: RedisConfig | None = None
@@ -197,6 +216,7 @@ class Config(_Strict):
     models: dict[str, ModelConfig] = Field(min_length=1)
     health: HealthConfig = HealthConfig()
     retry: RetryConfig = RetryConfig()
+    metrics: MetricsConfig = MetricsConfig()
 
 
 # --- pass 1: YAML without duplicate keys ---------------------------------------------------

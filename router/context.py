@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 import time
 
+from router.usage import Usage
+
 _random_bits = random.Random().getrandbits
 
 
@@ -14,11 +16,13 @@ def new_request_id() -> str:
 
 
 class RequestContext:
-    """Filled in along the request path; read once, in the middleware's ``finally``."""
+    """Filled in along the request path; read once at its end, by the access log and metrics."""
 
     __slots__ = (
         "attempts",
         "backend",
+        "endpoint",
+        "first_token",
         "key_id",
         "model",
         "outcome",
@@ -27,12 +31,15 @@ class RequestContext:
         "started",
         "status",
         "stream",
+        "upstream_done",
         "upstream_first_byte",
         "upstream_request_id",
         "upstream_started",
+        "usage",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, endpoint: str = "") -> None:
+        self.endpoint = endpoint
         self.request_id = new_request_id()
         self.started = time.monotonic()
         self.key_id: str | None = None
@@ -45,10 +52,15 @@ class RequestContext:
         self.outcome = "completed"
         self.upstream_started: float | None = None
         self.upstream_first_byte: float | None = None
+        self.upstream_done: float | None = None
         self.upstream_request_id: str | None = None
+        self.first_token: float | None = None
+        self.usage: Usage | None = None
 
     def attempt(self, model: str, backend: str) -> None:
         """A try on ``backend`` of ``model``'s pool begins."""
+        if not self.attempts:  # retries count as time waiting on the upstream too
+            self.upstream_started = time.monotonic()
         self.attempts += 1
         self.route_model = model
         self.backend = backend

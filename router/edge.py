@@ -28,6 +28,7 @@ from router.errors import (
 from router.logs import log_access
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Recorder = Callable[[RequestContext], None]
 logger = logging.getLogger("switchyard")
 
 
@@ -49,12 +50,13 @@ def _from_http_exception(exc: web.HTTPException) -> RouterError:
     return InternalError("The server had an error while processing your request.")
 
 
-def edge(handler: Handler) -> Handler:
-    """Wrap a handler: give it a :class:`RequestContext`, render errors, log the request."""
+def edge(handler: Handler, endpoint: str = "", record: Recorder | None = None) -> Handler:
+    """Wrap a handler: give it a :class:`RequestContext`, render errors, log the request, and
+    hand the finished context to ``record`` (the metrics) exactly once, however it ended."""
 
     @functools.wraps(handler)
     async def handle(request: web.Request) -> web.StreamResponse:
-        ctx = RequestContext()
+        ctx = RequestContext(endpoint)
         request[CONTEXT] = ctx
         try:
             response = await handler(request)
@@ -66,17 +68,23 @@ def edge(handler: Handler) -> Handler:
             response = error_response(_from_http_exception(exc), ctx.request_id)
         except asyncio.CancelledError:
             ctx.status, ctx.outcome = 499, "client_disconnect"  # nginx's code for it
-            log_access(ctx, request.method, request.path)
+            _done(ctx, request, record)
             raise
         except Exception:
             logger.exception("unhandled error", extra={"fields": {"request_id": ctx.request_id}})
             error = InternalError("The server had an error while processing your request.")
             response = error_response(error, ctx.request_id)
         ctx.status = response.status
-        log_access(ctx, request.method, request.path)
+        _done(ctx, request, record)
         return response
 
     return handle
+
+
+def _done(ctx: RequestContext, request: web.Request, record: Recorder | None) -> None:
+    log_access(ctx, request.method, request.path)
+    if record is not None:
+        record(ctx)
 
 
 async def _fallback(request: web.Request) -> web.StreamResponse:

@@ -17,11 +17,12 @@ from typing import Any
 import redis.asyncio
 from aiohttp import web
 
-from router.appkeys import AUTH, CONFIG, KEYRING, LIMITER, REDIS
+from router.appkeys import AUTH, CONFIG, KEYRING, LIMITER, METRICS, REDIS
 from router.auth.principals import Authenticator
 from router.auth.store import KeyService
 from router.auth.stores import open_store
 from router.limits import LocalLimiter, RedisLimiter
+from router.metrics import Metrics
 
 logger = logging.getLogger("switchyard")
 LAST_USED_FLUSH_SECONDS = 5.0
@@ -71,27 +72,30 @@ async def limiter(app: web.Application) -> AsyncIterator[None]:
             prefix=config.prefix,
             timeout=config.timeout_ms / 1000,
             fail_open=config.failure == "fail_open",
-            on_error=_ThrottledLog("rate-limit store unavailable", config.failure),
+            on_error=_LimiterErrors(config.failure, app.get(METRICS)),
         )
     yield
     await app[LIMITER].close()
 
 
-class _ThrottledLog:
-    """Log a failure at most once per interval, with how many happened since (no log storm)."""
+class _LimiterErrors:
+    """Count each rate-limit store failure; log at most once per interval, with how many
+    happened since (no log storm)."""
 
-    def __init__(self, what: str, policy: str) -> None:
-        self._what = what
+    def __init__(self, policy: str, metrics: Metrics | None) -> None:
         self._policy = policy
+        self._metrics = metrics
         self._last = 0.0
         self._count = 0
 
-    def __call__(self, exc: BaseException) -> None:
+    def __call__(self, exc: BaseException, operation: str) -> None:
+        if self._metrics is not None:
+            self._metrics.redis_error(operation)
         self._count += 1
         now = time.monotonic()
         if now - self._last >= LOG_EVERY_SECONDS:
             fields = {"policy": self._policy, "errors": self._count, "error": type(exc).__name__}
-            logger.warning(self._what, extra={"fields": fields})
+            logger.warning("rate-limit store unavailable", extra={"fields": fields})
             self._last, self._count = now, 0
 
 

@@ -17,6 +17,7 @@ from balancers import HealthPolicy, Pool, make_strategy
 from router.auth import Principal
 from router.config import ENDPOINTS, Config, Endpoint, ModelConfig
 from router.errors import InvalidRequest, ModelNotFound
+from router.metrics import Metrics
 from router.upstream.backend import Backend, make_session
 
 _ENDPOINT_PATHS: dict[Endpoint, str] = {
@@ -37,7 +38,13 @@ class Route:
 class RouteTable:
     """Every route of the config, and the fallback chains between models."""
 
-    def __init__(self, config: Config, *, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        rng: random.Random | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
         rng = rng or random.Random()
         health = config.health
         self._policy = HealthPolicy(
@@ -47,6 +54,7 @@ class RouteTable:
             decay=health.latency_decay,
         )
         self.backends: list[Backend] = []
+        self._metrics = metrics
         self._routes: dict[tuple[Endpoint, str], Route] = {}
         self._fallbacks = {model_id: model.fallbacks for model_id, model in config.models.items()}
         for model_id, model in config.models.items():
@@ -55,8 +63,16 @@ class RouteTable:
         self._link_fallbacks()
 
     def _add_model(self, model_id: str, model: ModelConfig, rng: random.Random) -> None:
+        metrics = self._metrics
         backends = [
-            Backend(cfg, model_id, self._policy, make_session(cfg)) for cfg in model.backends
+            Backend(
+                cfg,
+                model_id,
+                self._policy,
+                make_session(cfg),
+                metrics.bind_backend(model_id, cfg.name) if metrics is not None else None,
+            )
+            for cfg in model.backends
         ]
         self.backends += backends
         for endpoint in ENDPOINTS:

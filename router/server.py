@@ -16,9 +16,10 @@ import uvloop
 from aiohttp import web
 
 from router.app import create_app
-from router.appkeys import LIFECYCLE
+from router.appkeys import LIFECYCLE, METRICS
 from router.config import Config
 from router.logs import access_logger, log_event
+from router.metrics.exposition import metrics_app
 
 
 def run(config: Config, *, reuse_port: bool = False) -> None:
@@ -37,6 +38,7 @@ async def serve(config: Config, *, reuse_port: bool = False) -> None:
         shutdown_timeout=config.server.drain_seconds,
     )
     await runner.setup()
+    metrics_runner = _metrics_runner(app, config)
     stop = _stop_event()
     try:
         site = web.TCPSite(
@@ -48,12 +50,33 @@ async def serve(config: Config, *, reuse_port: bool = False) -> None:
         )
         await site.start()
         log_event("listening", url=_url(runner), pid=os.getpid())
+        if metrics_runner is not None:
+            await _start_metrics(metrics_runner, config, reuse_port)
         await stop.wait()
         app[LIFECYCLE].draining = True
         log_event("draining", grace_seconds=config.server.drain_seconds)
     finally:
+        if metrics_runner is not None:
+            await metrics_runner.cleanup()
         await runner.cleanup()
     log_event("stopped")
+
+
+def _metrics_runner(app: web.Application, config: Config) -> web.AppRunner | None:
+    """``metrics.port``: ``/metrics`` on a listener of its own (kept up while draining)."""
+    metrics = app.get(METRICS)
+    if metrics is None or config.metrics.port is None:
+        return None
+    return web.AppRunner(
+        metrics_app(metrics.registry, config.metrics.token), handle_signals=False, access_log=None
+    )
+
+
+async def _start_metrics(runner: web.AppRunner, config: Config, reuse_port: bool) -> None:
+    await runner.setup()
+    port = config.metrics.port or 0
+    await web.TCPSite(runner, config.server.host, port, reuse_port=reuse_port).start()
+    log_event("metrics listening", url=_url(runner) + "/metrics")
 
 
 def _stop_event() -> asyncio.Event:

@@ -7,7 +7,7 @@ config setting (4 for English by OpenAI's rule of thumb). Real usage settles the
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -29,25 +29,45 @@ def estimate_tokens(
     return prompt + config.default_max_tokens
 
 
-def total_tokens(usage: object) -> int | None:
-    """``usage.total_tokens`` of any endpoint (chat, embeddings and responses all report it)."""
+class Usage(NamedTuple):
+    """Tokens an upstream reports: in (prompt), out (completion) and their total."""
+
+    input: int
+    output: int
+    total: int
+
+
+def _count(usage: dict[str, Any], *names: str) -> int:
+    for name in names:
+        value = usage.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return value
+    return 0
+
+
+def usage_of(usage: object) -> Usage | None:
+    """The ``usage`` object of any endpoint: chat and embeddings say ``prompt_tokens`` and
+    ``completion_tokens``, responses ``input_tokens`` and ``output_tokens``; all report
+    ``total_tokens``, without which there is no usage to count."""
     if not isinstance(usage, dict):
         return None
     total = usage.get("total_tokens")
-    if isinstance(total, int) and not isinstance(total, bool):
-        return total
-    return None
+    if not isinstance(total, int) or isinstance(total, bool):
+        return None
+    tokens_in = _count(usage, "prompt_tokens", "input_tokens")
+    tokens_out = _count(usage, "completion_tokens", "output_tokens")
+    return Usage(tokens_in, tokens_out, total)
 
 
-def usage_from_json(body: bytes | None) -> int | None:
-    """Total tokens of a non-streamed answer, or None if it reports none."""
+def usage_from_json(body: bytes | None) -> Usage | None:
+    """The usage of a non-streamed answer, or None if it reports none."""
     if not body:
         return None
     try:
         answer = orjson.loads(body)
     except orjson.JSONDecodeError:
         return None
-    return total_tokens(answer.get("usage")) if isinstance(answer, dict) else None
+    return usage_of(answer.get("usage")) if isinstance(answer, dict) else None
 
 
 def with_usage_requested(payload: dict[str, Any]) -> dict[str, Any] | None:

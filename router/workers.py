@@ -8,6 +8,7 @@ unexpectedly.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import signal
 import time
@@ -17,6 +18,7 @@ from types import FrameType
 
 from router.config import Config
 from router.logs import log_event, setup_logging
+from router.metrics.multiproc import multiprocess_dir, worker_died
 from router.server import reserve_port, run
 
 _ctx = multiprocessing.get_context("spawn")
@@ -33,23 +35,33 @@ class Supervisor:
         self._config = config
         self._workers: list[BaseProcess] = []
         self._stopping = False
+        self._metrics_dir: str | None = None
 
     def run(self) -> int:
         server = self._config.server
-        holder = reserve_port(server.host, server.port)
-        port = holder.getsockname()[1]
-        self._config = self._config.model_copy(
-            update={"server": server.model_copy(update={"port": port})}
-        )
-        signal.signal(signal.SIGTERM, self._on_signal)
-        signal.signal(signal.SIGINT, self._on_signal)
-        log_event("supervisor", workers=server.workers, port=port)
-        try:
+        with contextlib.ExitStack() as stack:
+            port = self._hold(stack, server.port)
+            update: dict[str, object] = {"server": server.model_copy(update={"port": port})}
+            metrics = self._config.metrics
+            if metrics.enabled:
+                self._metrics_dir = stack.enter_context(multiprocess_dir())
+                if metrics.port is not None:
+                    held = self._hold(stack, metrics.port)
+                    update["metrics"] = metrics.model_copy(update={"port": held})
+            self._config = self._config.model_copy(update=update)
+            signal.signal(signal.SIGTERM, self._on_signal)
+            signal.signal(signal.SIGINT, self._on_signal)
+            log_event("supervisor", workers=server.workers, port=port)
             self._workers = [self._spawn() for _ in range(server.workers)]
             self._supervise()
-        finally:
-            holder.close()
         return 0
+
+    def _hold(self, stack: contextlib.ExitStack, port: int) -> int:
+        """Reserve ``port`` (resolving 0) for the workers until the supervisor ends."""
+        holder = reserve_port(self._config.server.host, port)
+        stack.callback(holder.close)
+        port_held: int = holder.getsockname()[1]
+        return port_held
 
     def _spawn(self) -> BaseProcess:
         process = _ctx.Process(target=_worker_main, args=(self._config,), name="switchyard-worker")
@@ -61,6 +73,8 @@ class Supervisor:
             wait([w.sentinel for w in self._workers])
             alive = [w for w in self._workers if w.is_alive()]
             for dead in (w for w in self._workers if not w.is_alive()):
+                if self._metrics_dir is not None and dead.pid is not None:
+                    worker_died(dead.pid, self._metrics_dir)
                 if not self._stopping:
                     log_event("worker died; restarting", pid=dead.pid, exitcode=dead.exitcode)
                     time.sleep(_RESTART_PAUSE)

@@ -73,7 +73,7 @@ def parse_payload(body: bytes) -> dict[str, Any]:
 
 def require_model(payload: dict[str, Any]) -> str:
     model = payload.get("model")
-    if model is None:
+    if model is None or model == "":
         raise InvalidRequest(
             "you must provide a model parameter", param="model", code="missing_required_parameter"
         )

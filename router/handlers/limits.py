@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from router.auth import Principal
 from router.errors import RateLimited, ServiceUnavailable
 from router.limits import Admission, Limiter, LimiterUnavailable, Limits, format_duration
+from router.metrics import Metrics
 
 _WHAT = {
     "requests": "requests per min (RPM)",
@@ -37,18 +38,28 @@ class Charge:
         return self.limits.tpm is not None
 
 
-async def admit(limiter: Limiter, principal: Principal, estimate: int, lease: str) -> Charge:
+async def admit(
+    limiter: Limiter,
+    principal: Principal,
+    estimate: int,
+    lease: str,
+    metrics: Metrics | None = None,
+) -> Charge:
     """Take the request's share of the key's limits, or raise 429 (or 503 if the limit store
     is down and the router fails closed)."""
     limits = principal.limits
     try:
         admission = await limiter.admit(principal.key_id, limits, estimate, lease)
     except LimiterUnavailable:
+        if metrics is not None:
+            metrics.limit_unchecked()
         raise ServiceUnavailable(
             "Rate limits cannot be checked right now; please retry.",
             code="limits_unavailable",
             headers={"retry-after": "1"},
         ) from None
+    if metrics is not None:
+        metrics.limit_checked(limits, admission)
     if not admission.allowed:
         raise _refusal(admission, limits, estimate)
     return Charge(principal.key_id, limits, lease, estimate, admission.headers)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from router.appkeys import LIFECYCLE, ROUTES
+from router.appkeys import LIFECYCLE, METRICS, ROUTES
 from router.edge import edge
 from router.errors import ModelNotFound
 from router.handlers.common import authenticate, json_response
@@ -34,6 +34,8 @@ async def retrieve_model(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_get("/v1/models", edge(list_models))
+    metrics = app.get(METRICS)
+    record = metrics.request_done if metrics is not None else None
+    app.router.add_get("/v1/models", edge(list_models, "models", record))
     # Model IDs may contain slashes (meta-llama/Llama-3.1-8B), as fine-tune IDs hold colons.
-    app.router.add_get("/v1/models/{model:.+}", edge(retrieve_model))
+    app.router.add_get("/v1/models/{model:.+}", edge(retrieve_model, "models", record))

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from router.appkeys import CONFIG, CONTEXT, FORWARDER, LIMITER, ROUTES
+from router.appkeys import CONFIG, CONTEXT, FORWARDER, LIMITER, METRICS, ROUTES
 from router.config import Endpoint
 from router.edge import edge
 from router.handlers.common import (
@@ -25,7 +25,7 @@ from router.handlers.common import (
 from router.handlers.limits import Charge, admit, finish
 from router.routing import Route
 from router.upstream.relay import relay
-from router.upstream.usagetap import UsageTap
+from router.upstream.streamtap import StreamTap
 from router.usage import estimate_tokens, usage_from_json, with_usage_requested
 
 # Client headers that mean something to the upstream. Everything else stays here: above all
@@ -52,20 +52,39 @@ async def proxy(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
     ctx.model = model = require_model(payload)
     stream = check_stream(payload)
     chain = request.app[ROUTES].chain(endpoint, model, principal)
+    metrics = request.app[CONFIG].metrics
+    metered = metrics.enabled
+    ask_usage = stream and metered and metrics.stream_usage
     if principal.limits.empty:
-        return await _forward(request, endpoint, chain, payload, body, None)
+        return await _send(request, endpoint, chain, payload, body, None, metered, ask_usage)
     limiter = request.app[LIMITER]
     estimate = estimate_tokens(payload, body, endpoint, request.app[CONFIG].estimate)
-    charge = await admit(limiter, principal, estimate, ctx.request_id)
+    charge = await admit(limiter, principal, estimate, ctx.request_id, request.app.get(METRICS))
     try:
-        if stream and endpoint == "chat" and charge.wants_usage:
-            asked = with_usage_requested(payload)
-            if asked is not None:  # ask upstream for usage; the tap removes it again
-                payload, body = asked, orjson.dumps(asked)
-                return await _forward(request, endpoint, chain, payload, body, charge, strip=True)
-        return await _forward(request, endpoint, chain, payload, body, charge)
+        ask_usage = ask_usage or (stream and charge.wants_usage)
+        return await _send(request, endpoint, chain, payload, body, charge, True, ask_usage)
     finally:
         await finish(limiter, charge)
+
+
+async def _send(
+    request: web.Request,
+    endpoint: Endpoint,
+    chain: tuple[Route, ...],
+    payload: dict[str, Any],
+    body: bytes,
+    charge: Charge | None,
+    count: bool,
+    ask_usage: bool,
+) -> web.StreamResponse:
+    """Forward, asking a chat stream for its usage chunk when ``ask_usage`` (it is removed
+    again before the client sees it, unless the client asked for it too)."""
+    if ask_usage and endpoint == "chat":
+        asked = with_usage_requested(payload)
+        if asked is not None:
+            body = orjson.dumps(asked)
+            return await _forward(request, endpoint, chain, asked, body, charge, True, strip=True)
+    return await _forward(request, endpoint, chain, payload, body, charge, count)
 
 
 async def _forward(
@@ -75,21 +94,28 @@ async def _forward(
     payload: dict[str, Any],
     body: bytes,
     charge: Charge | None,
+    count: bool,
     *,
     strip: bool = False,
 ) -> web.StreamResponse:
-    """Forward (with retries and fallbacks), relay, and free the backend slot in one finally."""
+    """Forward (with retries and fallbacks), relay, and free the backend slot in one finally.
+
+    With ``count``, the upstream's token usage is read (the tap for streams, the JSON body
+    otherwise) for the metrics and the key's tokens."""
     ctx = request[CONTEXT]
     headers = forward_headers(request, ctx.request_id)
     reply = await request.app[FORWARDER].forward(chain, payload, body, headers, ctx)
     try:
-        ctx.upstream_started, ctx.upstream_first_byte = reply.started, reply.first_byte
+        ctx.upstream_first_byte = reply.first_byte
         ctx.upstream_request_id = reply.response.headers.get("x-request-id")
-        if charge is None:
+        if not count:
             return await relay(request, reply, ctx, endpoint)
-        tap = UsageTap(endpoint, strip=strip) if reply.streaming else None
-        response = await relay(request, reply, ctx, endpoint, headers=charge.headers, tap=tap)
-        charge.actual = tap.total if tap is not None else usage_from_json(reply.body)
+        tap = StreamTap(endpoint, strip=strip) if reply.streaming else None
+        limit_headers = charge.headers if charge is not None else None
+        response = await relay(request, reply, ctx, endpoint, headers=limit_headers, tap=tap)
+        ctx.usage = usage = tap.usage if tap is not None else usage_from_json(reply.body)
+        if charge is not None:
+            charge.actual = usage.total if usage is not None else None
         return response
     finally:
         reply.close()
@@ -108,6 +134,8 @@ async def responses(request: web.Request) -> web.StreamResponse:
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_post("/v1/chat/completions", edge(chat_completions))
-    app.router.add_post("/v1/embeddings", edge(embeddings))
-    app.router.add_post("/v1/responses", edge(responses))
+    metrics = app.get(METRICS)
+    record = metrics.request_done if metrics is not None else None
+    app.router.add_post("/v1/chat/completions", edge(chat_completions, "chat", record))
+    app.router.add_post("/v1/embeddings", edge(embeddings, "embeddings", record))
+    app.router.add_post("/v1/responses", edge(responses, "responses", record))

@@ -61,7 +61,7 @@ class RedisLimiter:
         timeout: float = 0.05,
         fail_open: bool = True,
         lease_ttl: float = 900.0,
-        on_error: Callable[[BaseException], None] | None = None,
+        on_error: Callable[[BaseException, str], None] | None = None,
         clock: Callable[[], float] | None = None,
         flush_interval: float = 0.02,
     ) -> None:
@@ -110,7 +110,7 @@ class RedisLimiter:
         except _FAILURES as exc:
             if deferred is not None:
                 self._defer(key_id, deferred.limits).merge(deferred)
-            self._report(exc)
+            self._report(exc, "admit")
             if not self._fail_open:
                 _unavailable(exc)
             return degraded()
@@ -160,7 +160,7 @@ class RedisLimiter:
                 async with asyncio.timeout(self._timeout * 4):
                     await pipe.execute()
             except _FAILURES as exc:
-                self._report(exc)
+                self._report(exc, "flush")
                 for key_id, deferred in batch.items():  # keep it for the next try
                     self._defer(key_id, deferred.limits).merge(deferred)
 
@@ -177,10 +177,10 @@ class RedisLimiter:
     def _now(self) -> float | str:
         return "" if self._clock is None else self._clock()
 
-    def _report(self, exc: BaseException) -> None:
+    def _report(self, exc: BaseException, operation: str) -> None:
         self.errors += 1
         if self._on_error is not None:
-            self._on_error(exc)
+            self._on_error(exc, operation)
 
 
 class _Deferred:

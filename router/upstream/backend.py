@@ -10,6 +10,7 @@ from yarl import URL
 
 from balancers import BackendState, HealthPolicy
 from router.config import BackendConfig, Endpoint
+from router.metrics import BackendMetrics
 from router.upstream.providers import credential_headers, endpoint_url, upstream_model
 
 
@@ -32,6 +33,7 @@ class Backend:
         "client_timeout",
         "headers",
         "loop",
+        "metrics",
         "model",
         "name",
         "renames",
@@ -47,6 +49,7 @@ class Backend:
         public_id: str,
         policy: HealthPolicy,
         session: aiohttp.ClientSession,
+        metrics: BackendMetrics | None = None,
     ) -> None:
         self.name = config.name
         self.state = BackendState(
@@ -70,6 +73,21 @@ class Backend:
             sock_read=config.timeouts.first_byte,
         )
         self.loop = asyncio.get_running_loop()
+        self.metrics = metrics
+        if metrics is not None:
+            self.state.observer = metrics.transition
+
+    def begin(self) -> None:
+        """A request to this backend starts: count it in flight."""
+        self.state.begin()
+        if self.metrics is not None:
+            self.metrics.inflight.inc()
+
+    def end(self) -> None:
+        """That request is over (answered, failed or abandoned)."""
+        self.state.end()
+        if self.metrics is not None:
+            self.metrics.inflight.dec()
 
     def post(
         self, endpoint: Endpoint, body: bytes, headers: dict[str, str]

@@ -18,13 +18,29 @@ import aiohttp
 
 from router.errors import RouterError, ServiceUnavailable, UpstreamError, UpstreamTimeout
 
+# Why an attempt failed, as the retries and fallbacks metrics label it.
+REASONS = (
+    "timeout",
+    "connect_error",
+    "disconnected",
+    "broken_body",
+    "transport_error",
+    "status_429",
+    "status_5xx",
+    "status_4xx",
+    "no_backend",  # a fallback taken because no backend of the pool could be tried at all
+)
+
 
 class Retryable(Exception):
     """This attempt failed in a way another backend may not; ``error`` is for the client."""
 
-    def __init__(self, error: RouterError, *, retry_after: float | None = None) -> None:
+    def __init__(
+        self, error: RouterError, reason: str, *, retry_after: float | None = None
+    ) -> None:
         super().__init__(error.message)
         self.error = error
+        self.reason = reason  # a metric label: one of a few fixed words
         self.retry_after = retry_after
 
 
@@ -35,14 +51,16 @@ class PoolExhausted(Exception):
 def from_exception(exc: BaseException, backend: str) -> Retryable:
     """Translate a transport failure before the first byte reached the client."""
     if isinstance(exc, TimeoutError | asyncio.TimeoutError):
-        return Retryable(UpstreamTimeout(f"Backend {backend} did not answer in time."))
+        return Retryable(UpstreamTimeout(f"Backend {backend} did not answer in time."), "timeout")
     if isinstance(exc, aiohttp.ClientConnectorError):
-        return Retryable(UpstreamError(f"Could not connect to backend {backend}."))
+        return Retryable(UpstreamError(f"Could not connect to backend {backend}."), "connect_error")
     if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return Retryable(UpstreamError(f"Backend {backend} closed the connection."))
+        return Retryable(UpstreamError(f"Backend {backend} closed the connection."), "disconnected")
     if isinstance(exc, aiohttp.ClientPayloadError):
-        return Retryable(UpstreamError(f"Backend {backend} sent a broken response body."))
-    return Retryable(UpstreamError(f"Request to backend {backend} failed ({type(exc).__name__})."))
+        message = f"Backend {backend} sent a broken response body."
+        return Retryable(UpstreamError(message), "broken_body")
+    message = f"Request to backend {backend} failed ({type(exc).__name__})."
+    return Retryable(UpstreamError(message), "transport_error")
 
 
 def from_status(status: int, backend: str, retry_after: float | None) -> Retryable:
@@ -50,11 +68,15 @@ def from_status(status: int, backend: str, retry_after: float | None) -> Retryab
     if status == 429:
         return Retryable(
             ServiceUnavailable(f"Backend {backend} is rate limited.", code="upstream_rate_limited"),
+            "status_429",
             retry_after=retry_after,
         )
+    reason = "status_5xx" if status >= 500 else "status_4xx"
     if status in (401, 403):
-        return Retryable(UpstreamError(f"Backend {backend} refused the router's credentials."))
-    return Retryable(UpstreamError(f"Backend {backend} answered with status {status}."))
+        return Retryable(
+            UpstreamError(f"Backend {backend} refused the router's credentials."), reason
+        )
+    return Retryable(UpstreamError(f"Backend {backend} answered with status {status}."), reason)
 
 
 def retryable_status(status: int) -> bool:

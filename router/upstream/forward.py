@@ -26,6 +26,7 @@ from balancers import BackendState, RetryBudget
 from router.config import Endpoint, RetryConfig
 from router.context import RequestContext
 from router.errors import RouterError, ServiceUnavailable
+from router.metrics import Metrics
 from router.routing import Route
 from router.upstream.backend import Backend
 from router.upstream.errors import (
@@ -48,28 +49,35 @@ class _StopRetrying(stop_base):
     """
 
     def __init__(
-        self, attempts: int, done: int, untried: Callable[[], bool], budget: RetryBudget
+        self,
+        attempts: int,
+        done: int,
+        untried: Callable[[], bool],
+        budget: RetryBudget,
+        exhausted: Callable[[], None],
     ) -> None:
         self._attempts = attempts
         self._done = done
         self._untried = untried
         self._budget = budget
+        self._exhausted = exhausted
 
     def __call__(self, retry_state: RetryCallState) -> bool:
         return self.after(self._done + retry_state.attempt_number)
 
     def after(self, attempts_made: int) -> bool:
-        return (
-            attempts_made >= self._attempts
-            or not self._untried()
-            or not self._budget.try_withdraw()
-        )
+        if attempts_made >= self._attempts or not self._untried():
+            return True
+        if self._budget.try_withdraw():
+            return False
+        self._exhausted()
+        return True
 
 
 class Forwarder:
     """Owns the retry policy and budget of one router process."""
 
-    def __init__(self, config: RetryConfig) -> None:
+    def __init__(self, config: RetryConfig, metrics: Metrics | None = None) -> None:
         self._attempts = config.attempts
         self._wait = wait_random_exponential(
             multiplier=config.backoff_initial, max=config.backoff_max
@@ -80,6 +88,7 @@ class Forwarder:
             min_per_second=config.budget_min_per_second,
             clock=time.monotonic,
         )
+        self._metrics = metrics
 
     async def forward(
         self,
@@ -97,22 +106,26 @@ class Forwarder:
         self.budget.deposit()
         last: Retryable | None = None
         for index, route in enumerate(chain):
-            if index and not self.budget.try_withdraw():
+            if index and not self._fall_back(chain[index - 1].model, route.model, last):
                 break
             tried: set[BackendState] = set()
-            for step in (_try, self._retry):  # the first try, then tenacity's retries
-                try:
-                    return await step(route, tried, payload, body, headers, ctx)
-                except Retryable as exc:
-                    last = exc
-                except PoolExhausted:
-                    break
+            try:
+                return await _try(route, tried, payload, body, headers, ctx)
+            except PoolExhausted:
+                continue
+            except Retryable as failure:
+                last = failure
+            try:
+                return await self._retry(route, tried, last, payload, body, headers, ctx)
+            except Retryable as failure:
+                last = failure
         raise _client_error(last, chain[0].model)
 
     async def _retry(
         self,
         route: Route,
         tried: set[BackendState],
+        failure: Retryable,
         payload: dict[str, object],
         body: bytes,
         headers: dict[str, str],
@@ -120,19 +133,47 @@ class Forwarder:
     ) -> Reply:
         """Retries on the pool's other backends: the first at once (failover, as Envoy does
         across hosts), later ones after a jittered backoff; raises the last failure."""
+        model = route.model
         stop = _StopRetrying(
-            self._attempts, 1, lambda: len(tried) < len(route.pool.backends), self.budget
+            self._attempts,
+            1,
+            lambda: len(tried) < len(route.pool.backends),
+            self.budget,
+            lambda: self._budget_exhausted(model),
         )
         if stop.after(1):
-            raise PoolExhausted
+            raise failure
+        last = [failure]
 
         async def retry() -> Reply:
-            return await _try(route, tried, payload, body, headers, ctx)
+            if self._metrics is not None:
+                self._metrics.retried(model, last[0].reason)
+            try:
+                return await _try(route, tried, payload, body, headers, ctx)
+            except Retryable as exc:
+                last[0] = exc
+                raise
 
         retrying = AsyncRetrying(
             stop=stop, wait=self._wait, retry=retry_if_exception_type(Retryable), reraise=True
         )
-        return await retrying(retry)
+        try:
+            return await retrying(retry)
+        except PoolExhausted:  # every backend left is busy probing: the last failure stands
+            raise last[0] from None
+
+    def _fall_back(self, model: str, fallback: str, last: Retryable | None) -> bool:
+        """May the request go on to ``fallback``? Spends from the retry budget."""
+        if not self.budget.try_withdraw():
+            self._budget_exhausted(model)
+            return False
+        if self._metrics is not None:
+            self._metrics.fell_back(model, fallback, last.reason if last else "no_backend")
+        return True
+
+    def _budget_exhausted(self, model: str) -> None:
+        if self._metrics is not None:
+            self._metrics.budget_exhausted(model)
 
 
 def _try(
@@ -170,8 +211,7 @@ async def _attempt(
     """One try on one backend. Timeouts are aiohttp's: connect, ``sock_read`` (= first byte:
     nothing arrives before the headers, and a JSON body follows them at once) and total; a
     stream's idle gaps are watched by the relay."""
-    state = backend.state
-    state.begin()
+    backend.begin()
     started = time.monotonic()
     response: aiohttp.ClientResponse | None = None
     try:
@@ -181,17 +221,18 @@ async def _attempt(
             reply = _accepted(backend, response, started, first_byte)
             if not reply.streaming:  # read it whole while a retry is still possible
                 reply.body = await response.read()
+                reply.done = time.monotonic()
             return reply
         refused = await _refused(backend, response, first_byte)
     except _TRANSPORT_ERRORS as exc:
-        _release(state, response)
-        state.on_failure(time.monotonic())
+        _release(backend, response)
+        backend.state.on_failure(time.monotonic())
         raise from_exception(exc, backend.name) from exc
     except BaseException:  # cancelled: the client went away, there is no outcome to report
-        _release(state, response)
-        state.on_abandoned(time.monotonic())
+        _release(backend, response)
+        backend.state.on_abandoned(time.monotonic())
         raise
-    _release(state, response)
+    _release(backend, response)
     raise refused
 
 
@@ -219,10 +260,10 @@ async def _refused(backend: Backend, response: aiohttp.ClientResponse, now: floa
     return from_status(response.status, backend.name, retry_after)
 
 
-def _release(state: BackendState, response: aiohttp.ClientResponse | None) -> None:
+def _release(backend: Backend, response: aiohttp.ClientResponse | None) -> None:
     if response is not None:
         response.close()
-    state.end()
+    backend.end()
 
 
 def _client_error(last: Retryable | None, model: str) -> RouterError:

@@ -9,6 +9,8 @@ events per chunk, so its chunks pass through unchanged, boundaries included.
 
 from __future__ import annotations
 
+import time
+
 import aiohttp
 import orjson
 from aiohttp import web
@@ -17,7 +19,7 @@ from router.config import Endpoint
 from router.context import RequestContext
 from router.upstream.idle import IdleWatch
 from router.upstream.reply import Reply
-from router.upstream.usagetap import UsageTap
+from router.upstream.streamtap import StreamTap
 
 _EVENT_END = (b"\n\n", b"\r\n\r\n")
 # How each protocol ends a stream; a stream that stops without one of these was cut off.
@@ -39,17 +41,39 @@ async def relay(
     endpoint: Endpoint,
     *,
     headers: dict[str, str] | None = None,
-    tap: UsageTap | None = None,
+    tap: StreamTap | None = None,
 ) -> web.StreamResponse:
     """Send ``reply`` to the client, with ``headers`` added (the key's rate-limit headers);
-    ``tap`` reads token usage out of a stream."""
+    ``tap`` reads the first output's time and the token usage out of a stream."""
     out_headers = reply.client_headers(ctx.request_id)
     if headers:
         out_headers.update(headers)
     if not reply.streaming:
+        ctx.upstream_done = reply.done
         return web.Response(status=reply.status, body=reply.body, headers=out_headers)
     ctx.stream = True
-    out = web.StreamResponse(status=reply.status, headers=out_headers)
+    metrics = reply.backend.metrics
+    if metrics is not None:
+        metrics.open_streams.inc()
+    try:
+        return await _stream(request, reply, ctx, endpoint, out_headers, tap)
+    finally:
+        ctx.upstream_done = time.monotonic()
+        if tap is not None:
+            ctx.first_token = tap.first_output
+        if metrics is not None:
+            metrics.open_streams.dec()
+
+
+async def _stream(
+    request: web.Request,
+    reply: Reply,
+    ctx: RequestContext,
+    endpoint: Endpoint,
+    headers: dict[str, str],
+    tap: StreamTap | None,
+) -> web.StreamResponse:
+    out = web.StreamResponse(status=reply.status, headers=headers)
     await out.prepare(request)
     try:
         failure = await _pump(reply, out, _STREAM_ENDS[endpoint], tap)
@@ -62,7 +86,7 @@ async def relay(
 
 
 async def _pump(
-    reply: Reply, out: web.StreamResponse, ends: tuple[bytes, ...], tap: UsageTap | None
+    reply: Reply, out: web.StreamResponse, ends: tuple[bytes, ...], tap: StreamTap | None
 ) -> tuple[str, str] | None:
     """Forward events until the upstream ends; None if it ended as the protocol says."""
     name = reply.backend.name
@@ -86,7 +110,7 @@ async def _forward_events(
     out: web.StreamResponse,
     watch: IdleWatch,
     ends: tuple[bytes, ...],
-    tap: UsageTap | None,
+    tap: StreamTap | None,
 ) -> bool:
     content = reply.response.content
     pending = b""

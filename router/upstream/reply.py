@@ -14,7 +14,16 @@ _RELAYED_HEADERS = ("content-type", "x-request-id", "openai-processing-ms", "ope
 class Reply:
     """The response of the attempt that succeeded. ``close()`` is idempotent and must run."""
 
-    __slots__ = ("_closed", "backend", "body", "first_byte", "response", "started", "streaming")
+    __slots__ = (
+        "_closed",
+        "backend",
+        "body",
+        "done",
+        "first_byte",
+        "response",
+        "started",
+        "streaming",
+    )
 
     def __init__(
         self,
@@ -31,6 +40,7 @@ class Reply:
         content_type = response.headers.get("Content-Type", "")
         self.streaming = content_type.startswith("text/event-stream")
         self.body: bytes | None = None
+        self.done: float | None = None  # when a non-streamed body was read whole
         self._closed = False
 
     @property
@@ -50,7 +60,7 @@ class Reply:
             return
         self._closed = True
         self.response.close()
-        self.backend.state.end()
+        self.backend.end()
 
     def __repr__(self) -> str:
         kind = "stream" if self.streaming else "json"

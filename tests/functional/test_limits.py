@@ -173,7 +173,9 @@ def test_two_routers_share_one_limit_in_redis(start_router: RouterFactory, fake_
     import asyncio
 
     with RedisServer() as redis_server:
-        config = limited_config(fake_a, {"rpm": 60}, redis={"url": redis_server.url})
+        # A generous timeout: this is about sharing, and a loaded machine must not fail open.
+        redis = {"url": redis_server.url, "timeout_ms": 2000}
+        config = limited_config(fake_a, {"rpm": 60}, redis=redis)
         routers = [start_router(config), start_router(config)]
 
         async def hammer() -> list[int]:

@@ -1,0 +1,25 @@
+"""Prometheus metrics: defined in ``instruments``, recorded by ``recorder``, served by
+``exposition``; ``multiproc`` makes several workers sum right."""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import CollectorRegistry, ProcessCollector
+
+from router.config import Config
+from router.metrics.multiproc import MULTIPROC_ENV
+from router.metrics.recorder import BackendMetrics, Metrics
+
+__all__ = ["MULTIPROC_ENV", "BackendMetrics", "Metrics", "create_metrics"]
+
+
+def create_metrics(config: Config) -> Metrics | None:
+    """The app's metrics, or None when ``metrics.enabled`` is false."""
+    if not config.metrics.enabled:
+        return None
+    registry = CollectorRegistry()
+    if not os.environ.get(MULTIPROC_ENV):  # per-process CPU and memory make no sense summed
+        ProcessCollector(registry=registry)
+    fallbacks = {model_id: model.fallbacks for model_id, model in config.models.items()}
+    return Metrics(registry, fallbacks, key_labels=config.metrics.key_labels)

@@ -1,0 +1,189 @@
+"""Every Prometheus metric of the router, defined once.
+
+Names follow Prometheus conventions: ``switchyard_`` prefix, base units (seconds, tokens),
+``_total`` counters, ``_seconds`` histograms. Label values come from the config (public model
+IDs, backend names) or from small fixed sets (endpoint, status class, outcome, reason), never
+from what a client sends, so the number of series is bounded by the config. Key ids appear only
+in the ``key_*`` metrics, which exist only when the operator turns them on.
+
+With several workers, prometheus-client's multiprocess mode sums them (see
+:mod:`router.metrics.exposition`); gauges say how: in-flight counts add up (``livesum``), a
+backend's health shows the worst any live worker sees (``livemax``).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+# LLM requests run from milliseconds (embeddings, cache hits) to minutes (long generations).
+REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300)
+# The router's own time per request: tens of microseconds when all is well.
+OVERHEAD_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1)
+# First token: a queue wait plus prefill; seconds for long prompts.
+TTFT_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30)
+# Decode speed: 5 ms (200 tokens/s) to 500 ms a token.
+TPOT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5)
+STREAM_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600)
+
+_BACKEND = ("model", "backend")
+
+
+class Instruments:
+    """The metric families, registered in ``registry``."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        r = registry
+        self.requests = Counter(
+            "switchyard_requests",
+            "Requests answered, by endpoint, serving model and backend, status class, streamed.",
+            ("endpoint", "model", "backend", "code", "stream"),
+            registry=r,
+        )
+        self.request_duration = Histogram(
+            "switchyard_request_duration_seconds",
+            "From the request's arrival to the last byte of its answer.",
+            ("endpoint", "model", "backend", "stream"),
+            buckets=REQUEST_BUCKETS,
+            registry=r,
+        )
+        self.upstream_duration = Histogram(
+            "switchyard_upstream_duration_seconds",
+            "Time waiting on upstreams, from the first attempt to the answer's last byte.",
+            ("endpoint", "model", "backend"),
+            buckets=REQUEST_BUCKETS,
+            registry=r,
+        )
+        self.overhead = Histogram(
+            "switchyard_overhead_seconds",
+            "The router's own time per request: its duration less the wait on upstreams.",
+            ("endpoint",),
+            buckets=OVERHEAD_BUCKETS,
+            registry=r,
+        )
+        self._streams(r)
+        self._backends(r)
+        self._decisions(r)
+
+    def _streams(self, r: CollectorRegistry) -> None:
+        self.streams = Counter(
+            "switchyard_streams",
+            "Streams that ended, by how: completed, client_disconnect, upstream_error, timeout.",
+            ("endpoint", "model", "backend", "outcome"),
+            registry=r,
+        )
+        self.ttft = Histogram(
+            "switchyard_time_to_first_token_seconds",
+            "From a stream request's arrival to its first output (not the role-only chunk).",
+            _BACKEND,
+            buckets=TTFT_BUCKETS,
+            registry=r,
+        )
+        self.tpot = Histogram(
+            "switchyard_time_per_output_token_seconds",
+            "Stream time after the first output token, per further output token.",
+            _BACKEND,
+            buckets=TPOT_BUCKETS,
+            registry=r,
+        )
+        self.stream_duration = Histogram(
+            "switchyard_stream_duration_seconds",
+            "From a stream's response headers to its end.",
+            _BACKEND,
+            buckets=STREAM_BUCKETS,
+            registry=r,
+        )
+        self.tokens = Counter(
+            "switchyard_tokens",
+            "Tokens the upstreams reported, by direction: input (prompt) or output.",
+            (*_BACKEND, "type"),
+            registry=r,
+        )
+
+    def _backends(self, r: CollectorRegistry) -> None:
+        self.inflight = Gauge(
+            "switchyard_inflight_requests",
+            "Requests in flight to each backend.",
+            _BACKEND,
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.open_streams = Gauge(
+            "switchyard_open_streams",
+            "Streams being relayed from each backend.",
+            _BACKEND,
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.health = Gauge(
+            "switchyard_backend_health",
+            "1 for the backend's health state (healthy, ejected, probing), else 0.",
+            (*_BACKEND, "state"),
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self.transitions = Counter(
+            "switchyard_backend_transitions",
+            "Health transitions: ejection, probe, recovery.",
+            (*_BACKEND, "transition"),
+            registry=r,
+        )
+
+    def _decisions(self, r: CollectorRegistry) -> None:
+        self.retries = Counter(
+            "switchyard_retries",
+            "Attempts on another backend of the same pool, by the failure that caused them.",
+            ("model", "reason"),
+            registry=r,
+        )
+        self.fallbacks = Counter(
+            "switchyard_fallbacks",
+            "Requests sent on to a fallback model, by the failure that caused them.",
+            ("model", "fallback", "reason"),
+            registry=r,
+        )
+        self.budget_exhausted = Counter(
+            "switchyard_retry_budget_exhausted",
+            "Retries or fallbacks not made because the retry budget was spent.",
+            ("model",),
+            registry=r,
+        )
+        self.limit_decisions = Counter(
+            "switchyard_rate_limit_decisions",
+            "Key limit checks, by limit kind (requests, tokens, concurrency) and outcome.",
+            ("kind", "outcome"),
+            registry=r,
+        )
+        self.fail_open = Counter(
+            "switchyard_rate_limit_fail_open",
+            "Requests admitted unchecked because the limit store failed (fail_open).",
+            registry=r,
+        )
+        self.fail_closed = Counter(
+            "switchyard_rate_limit_fail_closed",
+            "Requests refused with 503 because the limit store failed (fail_closed).",
+            registry=r,
+        )
+        self.redis_errors = Counter(
+            "switchyard_redis_errors",
+            "Failed Redis operations of the rate limiter.",
+            ("operation",),
+            registry=r,
+        )
+
+
+class KeyInstruments:
+    """Per-key series: only when ``metrics.key_labels`` is on (one series per key and label)."""
+
+    def __init__(self, r: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "switchyard_key_requests",
+            "Requests by API key id (never the secret) and status class.",
+            ("key_id", "code"),
+            registry=r,
+        )
+        self.tokens = Counter(
+            "switchyard_key_tokens",
+            "Tokens by API key id and direction (input, output).",
+            ("key_id", "type"),
+            registry=r,
+        )

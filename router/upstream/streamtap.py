@@ -1,0 +1,84 @@
+"""What the router reads out of a relayed stream, without re-encoding what passes through.
+
+Two facts: when the first output arrived (time to first token) and the token usage.
+
+The first output is the first event that carries generated text, refusal, reasoning or tool-call
+arguments: a chat chunk whose delta has a non-empty one of those, or a Responses ``*.delta``
+event. Chat's opening chunk (``"role":"assistant","content":""``) is not output: providers send
+it as soon as the request is accepted. Once found, later chunks skip the search.
+
+Chat streams report usage in a last chunk with ``"choices": []`` when ``include_usage`` is set;
+the router asks for it when the client did not (for the key's tokens and the metrics) and then
+removes that chunk, so the client sees the stream it asked for. Responses streams report usage
+inside their final ``response.completed`` (or ``incomplete``/``failed``) event. Only chunks
+holding ``"usage":{`` are looked into, so other chunks cost one substring search.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+import orjson
+
+from router.config import Endpoint
+from router.usage import Usage, usage_of
+
+_MARK = b'"usage":{'
+_OUTPUT: dict[Endpoint, re.Pattern[bytes]] = {
+    "chat": re.compile(rb'"(?:content|refusal|arguments|reasoning_content|reasoning)":\s*"[^"]'),
+    "responses": re.compile(rb'"type":\s*"response\.[a-z_.]+\.delta"'),
+    "embeddings": re.compile(rb"(?!)"),  # never streams
+}
+
+
+class StreamTap:
+    __slots__ = ("_endpoint", "_output", "_strip", "first_output", "usage")
+
+    def __init__(self, endpoint: Endpoint, *, strip: bool) -> None:
+        self._endpoint = endpoint
+        self._output = _OUTPUT[endpoint]
+        self._strip = strip
+        self.first_output: float | None = None
+        self.usage: Usage | None = None
+
+    def feed(self, chunk: bytes) -> bytes:
+        """Whole SSE events in; the events to forward out (the usage chunk dropped if asked)."""
+        if self.first_output is None and self._output.search(chunk):
+            self.first_output = time.monotonic()
+        if _MARK not in chunk:
+            return chunk
+        kept = []
+        for event in chunk.split(b"\n\n"):
+            if _MARK in event and self._read(event) and self._strip:
+                continue
+            kept.append(event)
+        return b"\n\n".join(kept)
+
+    def _read(self, event: bytes) -> bool:
+        """Take the usage from one event; True if it was the chat usage-only chunk."""
+        data = _data_of(event)
+        if not isinstance(data, dict):
+            return False
+        if self._endpoint == "responses":
+            response = data.get("response")
+            if isinstance(response, dict):
+                self.usage = usage_of(response.get("usage")) or self.usage
+            return False
+        usage = usage_of(data.get("usage"))
+        if usage is None:
+            return False
+        self.usage = usage
+        return data.get("choices") == []
+
+    def __repr__(self) -> str:
+        return f"<StreamTap {self._endpoint} first_output={self.first_output} {self.usage}>"
+
+
+def _data_of(event: bytes) -> Any:
+    lines = [line[5:].lstrip() for line in event.splitlines() if line.startswith(b"data:")]
+    try:
+        return orjson.loads(b"\n".join(lines))
+    except orjson.JSONDecodeError:
+        return None
