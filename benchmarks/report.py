@@ -14,12 +14,15 @@ TARGETS = {
     "upstream": "nginx (upstream)",
     "floor": "floor proxy",
     "router": "router",
+    "router-nometrics": "router, metrics off",
     "router-limits": "router, key limits in process",
     "router-limits-redis": "router, key limits in Redis",
 }
-LIMITED = ("router-limits", "router-limits-redis")
+# Variants of the router, each compared with the plain router (metrics on) of the same run.
+VARIANTS = ("router-nometrics", "router-limits", "router-limits-redis")
 MIN_THROUGHPUT_VS_FLOOR = 0.90  # router req/s at c=64, as a share of the floor's
 MAX_P50_OVER_FLOOR = 0.25  # router p50 at c=1, above the floor's
+MIN_METRICS_ON_VS_OFF = 0.95  # router req/s with metrics on, as a share of metrics off
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +101,20 @@ def checks(results: Results) -> list[Check]:
             over = p50_overhead(cells)
             name = f"router p50 <= floor p50 +{MAX_P50_OVER_FLOOR:.0%} ({scenario.title})"
             found.append(Check(name, f"{over:+.0%}", valid and over <= MAX_P50_OVER_FLOOR))
+    return found + metrics_checks(results)
+
+
+def metrics_checks(results: Results) -> list[Check]:
+    """Metrics on (the plain router) against metrics off, when the run measured both."""
+    found = []
+    for scenario in SCENARIOS:
+        cells = results[scenario.key]
+        if "router-nometrics" not in cells:
+            continue
+        valid = cells["router"].ok and cells["router-nometrics"].ok
+        share = rps_ratio(cells, "router", "router-nometrics")
+        name = f"metrics on >= {MIN_METRICS_ON_VS_OFF:.0%} of metrics off ({scenario.title})"
+        found.append(Check(name, f"{share:.1%}", valid and share >= MIN_METRICS_ON_VS_OFF))
     return found
 
 
@@ -150,9 +167,9 @@ def ratios_table(results: Results) -> list[str]:
     return lines
 
 
-def limits_table(results: Results) -> list[str]:
-    """What per-key limits cost, against the plain router of the same run."""
-    present = [t for t in LIMITED if all(t in cells for cells in results.values())]
+def variants_table(results: Results) -> list[str]:
+    """What metrics and per-key limits cost, against the plain router of the same run."""
+    present = [t for t in VARIANTS if all(t in cells for cells in results.values())]
     if not present:
         return []
     lines = [
@@ -172,7 +189,7 @@ def limits_table(results: Results) -> list[str]:
 
 def markdown(results: Results, header: str) -> str:
     lines = [header, "", *results_table(results), "", *ratios_table(results), ""]
-    lines += limits_table(results)
+    lines += variants_table(results)
     lines += [f"- {'PASS' if c.passed else 'FAIL'} {c.name}: {c.measured}" for c in checks(results)]
     failed = failures(results)
     if failed:

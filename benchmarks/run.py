@@ -55,6 +55,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="also the router with per-key limits: in-process, and in a private Redis",
     )
+    parser.add_argument(
+        "--metrics", action="store_true", help="also the router with metrics off (their cost)"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.duration, args.warmup = 2, 1
@@ -118,6 +121,8 @@ def run(args: argparse.Namespace, workdir: Path) -> Results:
         floor = start_floor(procs, upstream)
         router = start_router(procs, upstream, workdir)
         targets = [upstream, floor, router]
+        if args.metrics:
+            targets.append(start_router(procs, upstream, workdir, variant="nometrics"))
         if args.limits:
             redis_url = start_redis(procs)
             targets.append(start_router(procs, upstream, workdir, variant="limits"))

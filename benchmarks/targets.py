@@ -23,6 +23,7 @@ READY_TIMEOUT = 30.0
 
 _ROUTER_CONFIG = """\
 server: {{host: 127.0.0.1, port: {port}, workers: 1, access_log: false, drain_seconds: 1}}
+metrics: {{enabled: {metrics}}}
 keys: [{{name: bench, key: {key}, models: ["*"]{limits}}}]
 {redis}
 models:
@@ -133,7 +134,7 @@ def start_router(
     procs: Processes, upstream: Target, workdir: Path, *, variant: str = "", redis_url: str = ""
 ) -> Target:
     """The router; ``variant`` "limits" gives the key limits (in-process buckets, or Redis's
-    when ``redis_url`` is set)."""
+    when ``redis_url`` is set), "nometrics" turns metrics off."""
     key = "router" + (f"-{variant}" if variant else "") + ("-redis" if redis_url else "")
     port = free_port()
     config = workdir / f"{key}.yaml"
@@ -143,6 +144,7 @@ def start_router(
             key=CLIENT_KEY,
             upstream=upstream.port,
             limits=_LIMITS if variant == "limits" else "",
+            metrics="false" if variant == "nometrics" else "true",
             redis=f"redis: {{url: {redis_url!r}}}" if redis_url else "",
         )
     )

@@ -82,9 +82,10 @@ class _Series:
         self.duration: Histogram = m.request_duration.labels(endpoint, model, name, streamed)
         self.upstream: Histogram = m.upstream_duration.labels(endpoint, model, name)
         self.overhead: Histogram = m.overhead.labels(endpoint)
+        outcomes = ("completed", "client_disconnect", "upstream_error", "timeout")
         self.streams = {
             outcome: m.streams.labels(endpoint, model, name, outcome)
-            for outcome in ("completed", "client_disconnect", "upstream_error", "timeout")
+            for outcome in (outcomes if stream else ())
         }
         self.backend = backend
 

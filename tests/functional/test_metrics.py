@@ -36,7 +36,8 @@ REQUESTS = "switchyard_requests_total"
 
 def one_pool_config(fake: Fake, **sections: Any) -> dict[str, Any]:
     """gpt-4o on one backend (an upstream error reaches the client) and a limited key."""
-    pool = {"backends": [backend(fake, UPSTREAM_KEY_A)]}
+    timeouts = {"first_byte": 10, "idle": 0.6}  # a stream silent for longer ends as a timeout
+    pool = {"backends": [backend(fake, UPSTREAM_KEY_A, timeouts=timeouts)]}
     config = make_config({"gpt-4o": pool, "gpt-4o-mini": pool}, **sections)
     config["keys"][1]["limits"] = {"rpm": 3}
     return config
@@ -65,7 +66,7 @@ def test_a_known_mix_of_traffic_is_counted_exactly(
     before = metrics_of(router)
     sent = len(router.access())
     output_tokens = _send_the_mix(clients[CLIENT_KEY], clients[LIMITED_KEY], fake_a)
-    router.wait_access(sent + 16)
+    router.wait_access(sent + 17)
     after = metrics_of(router)
     _check_requests(before, after)
     _check_streams(before, after)
@@ -79,7 +80,7 @@ def test_a_known_mix_of_traffic_is_counted_exactly(
 
 
 def _send_the_mix(client: openai.OpenAI, limited: openai.OpenAI, fake_a: Fake) -> int:
-    """16 requests: 15 chats that end every way a chat can end, and a models list.
+    """17 requests: 16 chats that end every way a chat can end, and a models list.
     Returns the output tokens the answers reported (or, for streams, carried)."""
     output_tokens = 0
     for _ in range(3):  # JSON, answered
@@ -97,6 +98,9 @@ def _send_the_mix(client: openai.OpenAI, limited: openai.OpenAI, fake_a: Fake) -
     with pytest.raises(openai.APIError):
         list(client.chat.completions.create(model="gpt-4o", messages=HELLO, stream=True))
     _disconnect_mid_stream(client, fake_a)
+    fake_a.fail_next({"chunk_delay": 1.5})  # longer than the backend's idle timeout
+    with pytest.raises(openai.APIError):
+        list(client.chat.completions.create(model="gpt-4o", messages=HELLO, stream=True))
     for _ in range(3):  # the limited key: 3 admitted, then refused
         answer = limited.chat.completions.create(model="gpt-4o-mini", messages=HELLO)
         assert answer.usage is not None
@@ -116,20 +120,20 @@ def _check_requests(before: Reading, after: Reading) -> None:
     def requests(**labels: str) -> float:
         return moved(before, after, REQUESTS, **labels)
 
-    assert requests() == 16
-    assert requests(endpoint="chat") == 15
+    assert requests() == 17
+    assert requests(endpoint="chat") == 16
     assert requests(endpoint="models") == 1
     assert requests(endpoint="chat", code="2xx", stream="false") == 6
     assert requests(endpoint="chat", code="5xx", stream="false") == 1
     assert requests(endpoint="chat", code="4xx", stream="false") == 4  # 2x429, 404, 400
-    assert requests(endpoint="chat", stream="true") == 4
+    assert requests(endpoint="chat", stream="true") == 5
     assert requests(endpoint="chat", model="gpt-4o-mini", code="4xx") == 2
     assert requests(endpoint="chat", model="", backend="") == 2
     assert "no-such-model-xyz" not in after.text
     for histogram in ("switchyard_request_duration_seconds", "switchyard_overhead_seconds"):
-        assert moved(before, after, f"{histogram}_count") == 16
-    # Every request that reached an upstream: 6 + 4 streams + the 502.
-    assert moved(before, after, "switchyard_upstream_duration_seconds_count") == 11
+        assert moved(before, after, f"{histogram}_count") == 17
+    # Every request that reached an upstream: 6 + 5 streams + the 502.
+    assert moved(before, after, "switchyard_upstream_duration_seconds_count") == 12
 
 
 def _check_streams(before: Reading, after: Reading) -> None:
@@ -138,8 +142,8 @@ def _check_streams(before: Reading, after: Reading) -> None:
 
     assert (streams("completed"), streams("upstream_error")) == (2, 1)
     assert streams("client_disconnect") == 1
-    assert streams("timeout") == 0
-    assert moved(before, after, "switchyard_stream_duration_seconds_count") == 4
+    assert streams("timeout") == 1
+    assert moved(before, after, "switchyard_stream_duration_seconds_count") == 5
     # Output reached the client in the 2 completed streams, the cut one and the abandoned one.
     assert moved(before, after, "switchyard_time_to_first_token_seconds_count") == 4
     # Time per output token needs the usage: the completed streams report it.

@@ -1,0 +1,62 @@
+"""The stream tap: first output (not the role chunk), usage of both stream kinds, the strip."""
+
+from __future__ import annotations
+
+import orjson
+
+from router.upstream.streamtap import StreamTap
+from router.usage import Usage
+
+
+def chat_event(delta: dict[str, object], **extra: object) -> bytes:
+    chunk = {"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": delta}]}
+    return b"data: " + orjson.dumps({**chunk, **extra}) + b"\n\n"
+
+
+def test_the_role_chunk_is_not_output_but_content_is() -> None:
+    tap = StreamTap("chat", strip=False)
+    tap.feed(chat_event({"role": "assistant", "content": ""}))
+    assert tap.first_output is None
+    tap.feed(chat_event({"content": "Hi"}))
+    assert tap.first_output is not None
+
+
+def test_tool_call_arguments_are_output() -> None:
+    tap = StreamTap("chat", strip=False)
+    call = {"index": 0, "function": {"arguments": '{"city'}}
+    tap.feed(chat_event({"tool_calls": [call]}))
+    assert tap.first_output is not None
+
+
+def test_first_output_is_stamped_once() -> None:
+    tap = StreamTap("chat", strip=False)
+    tap.feed(chat_event({"content": "a"}))
+    first = tap.first_output
+    tap.feed(chat_event({"content": "b"}))
+    assert tap.first_output == first
+
+
+def test_chat_usage_chunk_is_read_and_stripped_when_asked() -> None:
+    usage = {"prompt_tokens": 3, "completion_tokens": 5, "total_tokens": 8}
+    last = b"data: " + orjson.dumps({"choices": [], "usage": usage}) + b"\n\n"
+    done = b"data: [DONE]\n\n"
+    for strip in (False, True):
+        tap = StreamTap("chat", strip=strip)
+        out = tap.feed(chat_event({"content": "x"}, usage=None) + last + done)
+        assert tap.usage == Usage(3, 5, 8)
+        assert (b'"usage":{' in out) is not strip
+        assert out.endswith(done)
+
+
+def test_responses_delta_and_completed_usage() -> None:
+    tap = StreamTap("responses", strip=False)
+    created = {"type": "response.created", "response": {"usage": None}}
+    tap.feed(b"event: response.created\ndata: " + orjson.dumps(created) + b"\n\n")
+    assert tap.first_output is None
+    delta = {"type": "response.output_text.delta", "delta": "Hi"}
+    tap.feed(b"event: response.output_text.delta\ndata: " + orjson.dumps(delta) + b"\n\n")
+    assert tap.first_output is not None
+    usage = {"input_tokens": 4, "output_tokens": 6, "total_tokens": 10}
+    completed = {"type": "response.completed", "response": {"usage": usage}}
+    tap.feed(b"event: response.completed\ndata: " + orjson.dumps(completed) + b"\n\n")
+    assert tap.usage == Usage(4, 6, 10)
