@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 import time
 
+from router.sessionstats import SessionStats
+
 _random_bits = random.Random().getrandbits
 
 
@@ -24,6 +26,7 @@ class RequestContext:
         "outcome",
         "request_id",
         "route_model",
+        "session",
         "started",
         "status",
         "stream",
@@ -46,6 +49,7 @@ class RequestContext:
         self.upstream_started: float | None = None
         self.upstream_first_byte: float | None = None
         self.upstream_request_id: str | None = None
+        self.session: SessionStats | None = None  # a realtime session's counters
 
     def attempt(self, model: str, backend: str) -> None:
         """A try on ``backend`` of ``model``'s pool begins."""
