@@ -57,6 +57,22 @@ def from_status(status: int, backend: str, retry_after: float | None) -> Retryab
     return Retryable(UpstreamError(f"Backend {backend} answered with status {status}."))
 
 
+def from_upgrade(exc: aiohttp.WSServerHandshakeError, backend: str) -> Retryable | UpstreamError:
+    """Translate a WebSocket upgrade the backend did not accept (any answer but a good 101).
+
+    A "not now" status, or an answer that is no upgrade at all, may go better on another
+    backend. Any other 4xx is about the request and would be refused everywhere: it is final.
+    """
+    status = exc.status
+    if status < 400 or retryable_status(status):
+        retry_after = parse_retry_after(exc.headers) if exc.headers is not None else None
+        return from_status(status, backend, retry_after)
+    return UpstreamError(
+        f"Backend {backend} refused the realtime session with status {status}.",
+        code="upstream_refused",
+    )
+
+
 def retryable_status(status: int) -> bool:
     """Statuses that say "this backend, now" rather than "this request": try another one."""
     return status >= 500 or status in (401, 403, 408, 429)
