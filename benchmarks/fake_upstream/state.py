@@ -135,7 +135,8 @@ class FakeState:
     def open_session(self, model: str, *, beta: bool) -> SessionRecord:
         self._session_ids += 1
         record = SessionRecord(self._session_ids, model, beta)
-        self.sessions.append(record)
+        if self.config.record_limit > 0:
+            self.sessions.append(record)
         return record
 
     def end_session(

@@ -165,7 +165,7 @@ async def _session(
         ctx.outcome = ending.reason
         return ws
     finally:
-        await upstream.close(CLIENT_GONE.code, CLIENT_GONE.message)  # a no-op after the relay
+        await upstream.close(CLIENT_GONE.code, CLIENT_GONE.frame_reason)  # no-op after the relay
 
 
 def _answer_headers(request_id: str, upstream: Upstream, charge: Charge | None) -> dict[str, str]:

@@ -69,11 +69,11 @@ class Upstream:
         self.ws = ws
         self._released = False
 
-    async def close(self, code: int, reason: str) -> None:
+    async def close(self, code: int, reason: bytes) -> None:
         """Close the socket (if still open) and free the backend slot."""
         try:
             if not self.ws.closed:
-                await self.ws.close(code=code, message=reason.encode())
+                await self.ws.close(code=code, message=reason)
         finally:
             self.release()
 

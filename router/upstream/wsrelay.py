@@ -65,6 +65,11 @@ class Ending:
     code: int
     message: str
 
+    @property
+    def frame_reason(self) -> bytes:
+        """The message as a close frame carries it: 123 bytes at most (RFC 6455 5.5)."""
+        return self.message.encode()[:123]
+
 
 CLIENT_GONE = Ending("client_close", 1001, "The client went away.")
 SHUTDOWN = Ending("shutdown", 1001, "The server is shutting down.")
@@ -156,10 +161,9 @@ class Relay:
         """The upstream first: the client's close ends the handler's connection, so it is the
         last thing a session does."""
         try:
-            await self._upstream.close(ending.code, ending.message)
+            await self._upstream.close(ending.code, ending.frame_reason)
         finally:
-            reason = ending.message.encode()[:123]  # a close frame's reason fits in 123 bytes
-            await self._client.close(code=ending.code, message=reason)
+            await self._client.close(code=ending.code, message=ending.frame_reason)
 
     async def _pump_up(self) -> Ending:
         """Client to upstream."""
