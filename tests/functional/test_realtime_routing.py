@@ -1,12 +1,15 @@
-"""/v1/realtime: failover before the upgrade, and the key's limits on sessions."""
+"""/v1/realtime: failover and fallbacks before the upgrade, and the key's limits on sessions."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import aiohttp
 import httpx
+import orjson
 import pytest
+import websockets.asyncio.client
 
 from tests.functional.conftest import (
     CLIENT_KEY,
@@ -145,3 +148,36 @@ async def test_azure_backend(start_router: RouterFactory, fake_a: Fake) -> None:
     assert request["query"] == {"api-version": "2025-04-01-preview", "deployment": "rt-deploy"}
     assert request["headers"]["api-key"] == UPSTREAM_KEY_A
     assert "authorization" not in request["headers"]
+
+
+async def test_fallback_model_serves_when_the_pool_is_down(
+    start_router: RouterFactory, fake_b: Fake
+) -> None:
+    models = {
+        "gpt-4o": {"fallbacks": ["gpt-4o-mini"], "backends": [_down()]},
+        "gpt-4o-mini": {"backends": [backend(fake_b, UPSTREAM_KEY_B)]},
+    }
+    router = start_router(make_config(models))
+    async with sdk(router) as client, client.realtime.connect(model="gpt-4o") as connection:
+        assert (await converse(connection, "Hi")).text == "fake-b says: Hi"
+    (request,) = fake_b.requests()
+    assert request["query"] == {"model": "gpt-4o-mini"}
+    (line,) = router.wait_access(1)
+    assert (line["model"], line["served_model"], line["attempts"]) == ("gpt-4o", "gpt-4o-mini", 2)
+
+
+async def test_a_client_that_vanishes_frees_its_session(
+    start_router: RouterFactory, fake_a: Fake
+) -> None:
+    router = start_router(_metered(fake_a, {"concurrency": 1}))
+    url = realtime_url(router).replace("http://", "ws://")
+    headers = {"Authorization": f"Bearer {METERED}"}
+    async with websockets.asyncio.client.connect(url, additional_headers=headers) as ws:
+        assert orjson.loads(await ws.recv())["type"] == "session.created"
+        ws.transport.abort()  # no close frame, no FIN: the connection just breaks
+    (session,) = await asyncio.to_thread(fake_a.sessions, ended=1, timeout=1.0)
+    assert (session["close_code"], session["close_reason"]) == (1001, "The client went away.")
+    (line,) = await asyncio.to_thread(router.wait_access, 1)
+    assert line["ended"] == "client_close"
+    async with aiohttp.ClientSession() as http, http.ws_connect(url, headers=headers) as again:
+        assert (await again.receive()).type is aiohttp.WSMsgType.TEXT  # the slot came back
