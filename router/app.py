@@ -11,7 +11,7 @@ from router.appkeys import CONFIG, FORWARDER, KEYRING, LIFECYCLE, METRICS, ROUTE
 from router.auth import KeyRing
 from router.config import Config
 from router.edge import add_fallback
-from router.handlers import admin, health, models, pages, proxy
+from router.handlers import admin, health, models, pages, proxy, realtime
 from router.lifecycle import keys, limiter, redis_client
 from router.metrics import create_metrics
 from router.metrics.exposition import add_metrics_route
@@ -44,6 +44,7 @@ def create_app(config: Config) -> web.Application:
     app.cleanup_ctx.extend([redis_client, keys, limiter, _upstreams])
     models.add_routes(app)
     proxy.add_routes(app)
+    realtime.add_routes(app)
     health.add_routes(app)
     admin.add_routes(app)
     pages.add_routes(app)

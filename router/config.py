@@ -34,8 +34,8 @@ from yarl import URL
 
 from balancers import STRATEGIES
 
-Endpoint = Literal["chat", "embeddings", "responses"]
-ENDPOINTS: tuple[Endpoint, ...] = ("chat", "embeddings", "responses")
+Endpoint = Literal["chat", "embeddings", "responses", "realtime"]
+ENDPOINTS: tuple[Endpoint, ...] = ("chat", "embeddings", "responses", "realtime")
 DEFAULT_CONFIG = "config.default.yaml"
 
 
@@ -91,6 +91,9 @@ class Timeouts(_Strict):
     first_byte: float = Field(300.0, gt=0)
     idle: float = Field(60.0, gt=0)
     total: float | None = Field(900.0, gt=0)
+    # A realtime session with no message either way for this long is closed. Pings do not
+    # count: an SDK pings every 20 s, idle or not.
+    realtime_idle: float = Field(300.0, gt=0)
 
     @model_validator(mode="after")
     def _idle_within_first_byte(self) -> Timeouts:

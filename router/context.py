@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import time
 
+from router.sessionstats import SessionStats
 from router.usage import Usage
 
 _random_bits = random.Random().getrandbits
@@ -28,6 +29,7 @@ class RequestContext:
         "outcome",
         "request_id",
         "route_model",
+        "session",
         "started",
         "status",
         "stream",
@@ -56,6 +58,7 @@ class RequestContext:
         self.upstream_request_id: str | None = None
         self.first_token: float | None = None
         self.usage: Usage | None = None
+        self.session: SessionStats | None = None  # a realtime session's counters
 
     def attempt(self, model: str, backend: str) -> None:
         """A try on ``backend`` of ``model``'s pool begins."""

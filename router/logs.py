@@ -69,4 +69,6 @@ def log_access(ctx: RequestContext, method: str, path: str) -> None:
     if ctx.upstream_started is not None and ctx.upstream_first_byte is not None:
         fields["ttfb_ms"] = round((ctx.upstream_first_byte - ctx.upstream_started) * 1000, 2)
         fields["upstream_ms"] = round((now - ctx.upstream_started) * 1000, 2)
+    if ctx.session is not None:
+        fields.update(ctx.session.log_fields())
     access_logger.info("request", extra={"fields": fields})

@@ -24,6 +24,7 @@ _ENDPOINT_PATHS: dict[Endpoint, str] = {
     "chat": "/v1/chat/completions",
     "embeddings": "/v1/embeddings",
     "responses": "/v1/responses",
+    "realtime": "/v1/realtime",
 }
 
 

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from benchmarks.fake_upstream import chat, control, embeddings, models, responses
+from benchmarks.fake_upstream import chat, control, embeddings, models, realtime, responses
 from benchmarks.fake_upstream.call import Call, before_response
 from benchmarks.fake_upstream.faults import NO_FAULT, Fault
 from benchmarks.fake_upstream.state import CONTEXT, STATE, FakeConfig, FakeState
@@ -37,6 +37,11 @@ _API_ROUTES: list[tuple[str, str, Endpoint]] = [
     ("POST", "/openai/deployments/{deployment}/embeddings", embeddings.create_embeddings),
     ("POST", "/openai/responses", responses.create_response),
 ]
+# WebSockets: recorded, authenticated and counted by the middleware like the endpoints above.
+_SOCKET_ROUTES: list[tuple[str, str, Handler]] = [
+    ("GET", "/v1/realtime", realtime.session),
+    ("GET", "/openai/realtime", realtime.session),
+]
 _CONTROL_ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", "/_fake/faults", control.add_faults),
     ("DELETE", "/_fake/faults", control.clear_faults),
@@ -44,6 +49,8 @@ _CONTROL_ROUTES: list[tuple[str, str, Handler]] = [
     ("DELETE", "/_fake/requests", control.clear_requests),
     ("GET", "/_fake/stats", control.stats),
     ("GET", "/_fake/wait", control.wait),
+    ("GET", "/_fake/realtime", control.list_sessions),
+    ("DELETE", "/_fake/realtime", control.clear_sessions),
 ]
 
 
@@ -52,7 +59,7 @@ def create_app(config: FakeConfig) -> web.Application:
     app[STATE] = FakeState(config)
     for method, path, endpoint in _API_ROUTES:
         app.router.add_route(method, path, _endpoint(endpoint))
-    for method, path, handler in _CONTROL_ROUTES:
+    for method, path, handler in _SOCKET_ROUTES + _CONTROL_ROUTES:
         app.router.add_route(method, path, handler)
     app.on_response_prepare.append(_stamp)
     return app

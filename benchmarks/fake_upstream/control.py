@@ -51,6 +51,26 @@ async def clear_requests(request: web.Request) -> web.Response:
     return json_response({"data": []})
 
 
+async def list_sessions(request: web.Request) -> web.Response:
+    """Realtime sessions as recorded; ``?ended=N&timeout=S`` first waits (up to S seconds, 408
+    after) until N of them have ended, so a test sees a close without sleeping for it."""
+    state = request.app[STATE]
+    if "ended" in request.query:
+        threshold = int(_number(request, "ended", 1.0))
+        timeout = _number(request, "timeout", 5.0)
+        try:
+            await asyncio.wait_for(state.sessions_ended_reached(threshold), timeout)
+        except TimeoutError:
+            message = f"Timed out: {state.sessions_ended()} sessions ended, waited for {threshold}."
+            raise ApiError(408, message, param="ended", code="timeout") from None
+    return json_response({"data": [record.to_dict() for record in state.sessions]})
+
+
+async def clear_sessions(request: web.Request) -> web.Response:
+    request.app[STATE].sessions.clear()
+    return json_response({"data": []})
+
+
 async def stats(request: web.Request) -> web.Response:
     return json_response(request.app[STATE].stats())
 

@@ -7,8 +7,12 @@ instance with ``POST /_fake/faults``. Keys (all optional):
 ``chunk_delay``       seconds between stream events
 ``status``            answer this HTTP status with an OpenAI error body
 ``retry_after``       add a ``retry-after`` header; without ``status`` the answer is a 429
-``cut_after``         stream: close the connection after N events; JSON: after half the body
+``cut_after``         stream: close the connection after N events; JSON: after half the body;
+                      realtime: drop the connection after N server events
 ``drop``              close the connection without any response
+``close_code``        realtime: close the WebSocket with this code (after ``cut_after`` events,
+                      by default right after ``session.created``) instead of dropping it
+``close_reason``      realtime: the reason sent with ``close_code``
 
 This module only parses and decides; ``call`` does the sleeping, writing and closing.
 """
@@ -47,6 +51,8 @@ class Fault:
     retry_after: float | None = None
     cut_after: int | None = None
     drop: bool = False
+    close_code: int | None = None
+    close_reason: str = ""
 
     @classmethod
     def parse(cls, raw: object, *, param: str = "fake") -> Fault:
@@ -63,6 +69,8 @@ class Fault:
             retry_after=_seconds(raw, "retry_after", param),
             cut_after=_count(raw, "cut_after", param),
             drop=bool(raw.get("drop", False)),
+            close_code=_close_code(raw, param),
+            close_reason=_text(raw, "close_reason", param),
         )
 
     @property
@@ -91,6 +99,21 @@ def _count(raw: dict[str, Any], key: str, param: str) -> int | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ApiError(400, f"{key} must be a non-negative integer.", param=f"{param}.{key}")
+    return value
+
+
+def _close_code(raw: dict[str, Any], param: str) -> int | None:
+    code = _count(raw, "close_code", param)
+    if code is not None and not (1000 <= code < 5000):
+        message = "close_code must be a WebSocket close code."
+        raise ApiError(400, message, param=f"{param}.close_code")
+    return code
+
+
+def _text(raw: dict[str, Any], key: str, param: str) -> str:
+    value = raw.get(key, "")
+    if not isinstance(value, str) or len(value.encode()) > 123:
+        raise ApiError(400, f"{key} must be a string of at most 123 bytes.", param=f"{param}.{key}")
     return value
 
 

@@ -29,6 +29,34 @@ class FakeConfig:
 
 
 @dataclass(slots=True)
+class SessionRecord:
+    """One realtime session as the fake saw it: what the client sent and how it ended."""
+
+    id: int
+    model: str
+    beta: bool
+    events: list[str] = field(default_factory=list)  # the types of the client's events
+    binary_frames: int = 0
+    # client_close (with close_code/close_reason), client_gone (no close frame), or the fault
+    # that ended it: cut (connection dropped) or fault_close (closed with the fault's code).
+    ended: str | None = None
+    close_code: int | None = None
+    close_reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "model": self.model,
+            "beta": self.beta,
+            "events": self.events,
+            "binary_frames": self.binary_frames,
+            "ended": self.ended,
+            "close_code": self.close_code,
+            "close_reason": self.close_reason,
+        }
+
+
+@dataclass(slots=True)
 class RequestContext:
     """Stamped on each API request by the middleware."""
 
@@ -49,6 +77,9 @@ class FakeState:
         self.queued: deque[Fault] = deque()
         self.always: Fault | None = None
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self.sessions: deque[SessionRecord] = deque(maxlen=config.record_limit or None)
+        self._session_ids = 0
+        self._ended_waiters: list[tuple[int, asyncio.Future[None]]] = []
 
     def __repr__(self) -> str:
         return (
@@ -99,6 +130,40 @@ class FakeState:
             future.set_result(None)
         else:
             self._waiters.append((threshold, future))
+        return future
+
+    def open_session(self, model: str, *, beta: bool) -> SessionRecord:
+        self._session_ids += 1
+        record = SessionRecord(self._session_ids, model, beta)
+        if self.config.record_limit > 0:
+            self.sessions.append(record)
+        return record
+
+    def end_session(
+        self, record: SessionRecord, ended: str, code: int | None = None, reason: str | None = None
+    ) -> None:
+        if record.ended is not None:
+            return
+        record.ended, record.close_code, record.close_reason = ended, code, reason
+        ended_count = self.sessions_ended()
+        waiting = []
+        for threshold, future in self._ended_waiters:
+            if not future.done() and ended_count >= threshold:
+                future.set_result(None)
+            elif not future.done():
+                waiting.append((threshold, future))
+        self._ended_waiters = waiting
+
+    def sessions_ended(self) -> int:
+        return sum(1 for record in self.sessions if record.ended is not None)
+
+    def sessions_ended_reached(self, threshold: int) -> asyncio.Future[None]:
+        """A future that resolves once ``threshold`` recorded sessions have ended."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self.sessions_ended() >= threshold:
+            future.set_result(None)
+        else:
+            self._ended_waiters.append((threshold, future))
         return future
 
     def stats(self) -> dict[str, int]:

@@ -28,6 +28,7 @@ REASONS = (
     "status_429",
     "status_5xx",
     "status_4xx",
+    "no_upgrade",  # a realtime backend answered its WebSocket upgrade with no upgrade
     "no_backend",  # a fallback taken because no backend of the pool could be tried at all
 )
 
@@ -71,12 +72,28 @@ def from_status(status: int, backend: str, retry_after: float | None) -> Retryab
             "status_429",
             retry_after=retry_after,
         )
-    reason = "status_5xx" if status >= 500 else "status_4xx"
+    reason = "status_5xx" if status >= 500 else "status_4xx" if status >= 400 else "no_upgrade"
     if status in (401, 403):
         return Retryable(
             UpstreamError(f"Backend {backend} refused the router's credentials."), reason
         )
     return Retryable(UpstreamError(f"Backend {backend} answered with status {status}."), reason)
+
+
+def from_upgrade(exc: aiohttp.WSServerHandshakeError, backend: str) -> Retryable | UpstreamError:
+    """Translate a WebSocket upgrade the backend did not accept (any answer but a good 101).
+
+    A "not now" status, or an answer that is no upgrade at all, may go better on another
+    backend. Any other 4xx is about the request and would be refused everywhere: it is final.
+    """
+    status = exc.status
+    if status < 400 or retryable_status(status):
+        retry_after = parse_retry_after(exc.headers) if exc.headers is not None else None
+        return from_status(status, backend, retry_after)
+    return UpstreamError(
+        f"Backend {backend} refused the realtime session with status {status}.",
+        code="upstream_refused",
+    )
 
 
 def retryable_status(status: int) -> bool:

@@ -5,6 +5,10 @@
 deployment API: ``{url}/openai/deployments/{deployment}/chat/completions?api-version=...`` with
 an ``api-key`` header; its Responses API lives at ``{url}/openai/responses`` and names the
 deployment in the body's ``model``.
+
+Realtime is a WebSocket: ``ws(s)://{url}/realtime?model=...`` for OpenAI, and on Azure
+``wss://{url}/openai/realtime?api-version=...&deployment=...`` (what the openai SDK's
+``AzureOpenAI`` dials).
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ _OPENAI_PATHS: dict[Endpoint, str] = {
     "chat": "chat/completions",
     "embeddings": "embeddings",
     "responses": "responses",
+    "realtime": "realtime",
 }
+_WS_SCHEMES = {"http": "ws", "https": "wss"}
 
 
 def upstream_model(config: BackendConfig, public_id: str) -> str:
@@ -28,6 +34,8 @@ def upstream_model(config: BackendConfig, public_id: str) -> str:
 
 
 def endpoint_url(config: BackendConfig, endpoint: Endpoint, public_id: str) -> URL:
+    if endpoint == "realtime":
+        return _realtime_url(config, public_id)
     base = URL(config.url)
     if config.provider == "openai":
         return base / _OPENAI_PATHS[endpoint]
@@ -37,6 +45,16 @@ def endpoint_url(config: BackendConfig, endpoint: Endpoint, public_id: str) -> U
         deployment = upstream_model(config, public_id)
         url = base / "openai" / "deployments" / deployment / _OPENAI_PATHS[endpoint]
     return url.with_query({"api-version": config.api_version})
+
+
+def _realtime_url(config: BackendConfig, public_id: str) -> URL:
+    base = URL(config.url)
+    base = base.with_scheme(_WS_SCHEMES[base.scheme])
+    model = upstream_model(config, public_id)
+    if config.provider == "openai":
+        return (base / "realtime").with_query({"model": model})
+    query = {"api-version": config.api_version, "deployment": model}
+    return (base / "openai" / "realtime").with_query(query)
 
 
 def credential_headers(config: BackendConfig) -> dict[str, str]:

@@ -35,6 +35,7 @@ class Fake:
     def reset(self) -> None:
         self.http.delete("/_fake/faults").raise_for_status()
         self.http.delete("/_fake/requests").raise_for_status()
+        self.http.delete("/_fake/realtime").raise_for_status()
 
     def fail_next(self, *faults: dict[str, Any]) -> None:
         self.http.post("/_fake/faults", json={"next": list(faults)}).raise_for_status()
@@ -53,6 +54,14 @@ class Fake:
             "/_fake/wait", params={"cancelled": count, "timeout": timeout}, timeout=timeout + 5
         )
         return response.status_code == 200
+
+    def sessions(self, ended: int = 0, timeout: float = 5.0) -> list[dict[str, Any]]:
+        """Realtime sessions the fake saw, once at least ``ended`` of them have ended."""
+        params = {"ended": ended, "timeout": timeout} if ended else {}
+        response = self.http.get("/_fake/realtime", params=params, timeout=timeout + 5)
+        response.raise_for_status()
+        data: list[dict[str, Any]] = response.json()["data"]
+        return data
 
     def stats(self) -> dict[str, int]:
         data: dict[str, int] = self.http.get("/_fake/stats").json()

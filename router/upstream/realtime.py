@@ -1,0 +1,188 @@
+"""Open a realtime session's upstream WebSocket: pick, dial, try the next backend, fall back.
+
+The HTTP forwarder's rules, for an upgrade instead of a request: everything here happens before
+the client's own upgrade is answered, so a refused or unreachable backend is retried on another
+one of the pool (bounded by ``retry.attempts``, the untried backends and the process's retry
+budget), then on the model's fallbacks. Each try reports to the backend's health as an HTTP
+attempt does. The handshake's latency is not fed to the latency estimate: it says nothing about
+how fast the backend answers a completion, which is what ``least-latency`` compares.
+
+A dialed session counts as one request in flight on its backend until it is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+import aiohttp
+
+from balancers import BackendState, RetryBudget
+from router.config import RetryConfig
+from router.context import RequestContext
+from router.errors import RouterError, ServiceUnavailable
+from router.routing import Route
+from router.upstream.backend import Backend
+from router.upstream.errors import Retryable, from_exception, from_upgrade
+
+# Largest message either side may send. OpenAI's largest realtime events carry base64 audio
+# (input_audio_buffer.append takes up to 15 MiB); a larger message closes the session with 1009.
+# Memory per session is a few reads of the socket plus, at worst, one message in hand each way.
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+# How long a close waits for the peer's closing handshake; the close frame itself leaves at once.
+CLOSE_TIMEOUT = 2.0
+
+_TRANSPORT_ERRORS = (aiohttp.ClientError, TimeoutError)
+_WS_TIMEOUT = aiohttp.ClientWSTimeout(ws_receive=None, ws_close=CLOSE_TIMEOUT)
+
+UpstreamSocket = aiohttp.ClientWebSocketResponse[Literal[False]]
+
+
+@dataclass(frozen=True, slots=True)
+class DialRequest:
+    """What the client asked for, as the upstream must hear it (never the client's key)."""
+
+    beta: bool
+    request_id: str
+    user_agent: str | None = None
+
+    def headers(self, backend: Backend) -> dict[str, str]:
+        headers = {"X-Client-Request-Id": self.request_id}
+        if self.user_agent:
+            headers["User-Agent"] = self.user_agent
+        if self.beta:
+            headers["OpenAI-Beta"] = "realtime=v1"
+        headers.update(backend.headers)  # the backend's own credential last: it always wins
+        return headers
+
+
+class Upstream:
+    """A dialed upstream WebSocket and its backend; :meth:`release` frees the slot (once)."""
+
+    __slots__ = ("_released", "backend", "ws")
+
+    def __init__(self, backend: Backend, ws: UpstreamSocket) -> None:
+        self.backend = backend
+        self.ws = ws
+        self._released = False
+
+    async def close(self, code: int, reason: bytes) -> None:
+        """Close the socket (if still open) and free the backend slot."""
+        try:
+            if not self.ws.closed:
+                await self.ws.close(code=code, message=reason)
+        finally:
+            self.release()
+
+    def release(self) -> None:
+        if not self._released:
+            self._released = True
+            self.backend.end()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.ws.closed else "open"
+        return f"<Upstream {self.backend.name} {state} released={self._released}>"
+
+
+class Dialer:
+    """Dials along a route chain with the process's retry policy and budget."""
+
+    def __init__(self, config: RetryConfig, budget: RetryBudget) -> None:
+        self._config = config
+        self._budget = budget
+
+    async def dial(
+        self, chain: tuple[Route, ...], request: DialRequest, ctx: RequestContext
+    ) -> Upstream:
+        """The first backend along ``chain`` that accepts the upgrade, or the last failure."""
+        self._budget.deposit()
+        last: Retryable | None = None
+        for index, route in enumerate(chain):
+            if index and not self._budget.try_withdraw():
+                break
+            tried: set[BackendState] = set()
+            for attempt in range(self._config.attempts):
+                if attempt and not self._budget.try_withdraw():
+                    break
+                backend = _pick(route, tried)
+                if backend is None:
+                    break
+                if attempt:
+                    await asyncio.sleep(self._backoff(attempt))
+                ctx.attempt(route.model, backend.name)
+                try:
+                    return await _attempt(backend, request)
+                except Retryable as exc:
+                    last = exc
+        raise _client_error(last, chain[0].model)
+
+    def _backoff(self, retry: int) -> float:
+        """Full jitter, as tenacity's ``wait_random_exponential`` in the HTTP forwarder."""
+        config = self._config
+        return random.uniform(0, min(config.backoff_max, config.backoff_initial * 2 ** (retry - 1)))
+
+
+def _pick(route: Route, tried: set[BackendState]) -> Backend | None:
+    state = route.pool.pick(tried)
+    if state is None:
+        return None
+    tried.add(state)
+    return route.backends[state.name]
+
+
+async def _attempt(backend: Backend, request: DialRequest) -> Upstream:
+    """One upgrade on one backend, bounded by its connect timeout (TCP, TLS and the 101)."""
+    state = backend.state
+    backend.begin()
+    try:
+        async with asyncio.timeout(backend.timeouts.connect):
+            ws = await backend.session.ws_connect(
+                backend.urls["realtime"],
+                headers=request.headers(backend),
+                timeout=_WS_TIMEOUT,
+                autoclose=False,  # the relay answers a close with the code it forwards
+                autoping=True,
+                max_msg_size=MAX_MESSAGE_BYTES,
+                compress=0,  # frames are relayed as they are, never inflated and deflated again
+                decode_text=False,  # text stays bytes: forwarded, not decoded and re-encoded
+            )
+    except aiohttp.WSServerHandshakeError as exc:
+        backend.end()
+        raise _refused(state, exc, backend.name) from None
+    except _TRANSPORT_ERRORS as exc:
+        backend.end()
+        state.on_failure(time.monotonic())
+        raise from_exception(exc, backend.name) from None
+    except BaseException:  # cancelled: the client went away during the dial
+        backend.end()
+        state.on_abandoned(time.monotonic())
+        raise
+    state.on_success(time.monotonic())
+    return Upstream(backend, ws)
+
+
+def _refused(
+    state: BackendState, exc: aiohttp.WSServerHandshakeError, name: str
+) -> Retryable | RouterError:
+    """Report the refusal to the backend's health; the error for this try."""
+    now = time.monotonic()
+    error = from_upgrade(exc, name)
+    if not isinstance(error, Retryable):
+        state.on_success(now)  # the backend answered; the request was what it refused
+    elif exc.status == 429:
+        state.on_rate_limited(now, error.retry_after)
+    else:
+        state.on_failure(now)
+    return error
+
+
+def _client_error(last: Retryable | None, model: str) -> RouterError:
+    if last is None:
+        return ServiceUnavailable(f"No backend of `{model}` is available.", code="no_backend")
+    error = last.error
+    if last.retry_after is not None:
+        error.headers["retry-after"] = str(max(1, round(last.retry_after)))
+    return error
