@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal
 
+from router.usage import Usage
+
 # completed: the client closed with 1000; client_close: it closed with another code or went
 # away; upstream_close: the backend sent a close frame; upstream_error: the backend dropped the
 # connection or broke the protocol; idle_timeout: no message either way for the configured
@@ -41,9 +43,25 @@ class SessionStats:
     upstream: Traffic = field(default_factory=Traffic)
     responses: int = 0  # response.done events seen
     tokens: int = 0  # their usage.total_tokens, summed
+    input_tokens: int = 0
+    output_tokens: int = 0
     ended: float | None = None
     reason: EndReason | None = None
     close_code: int | None = None  # the code both sides were closed with
+
+    def add_response(self, usage: Usage) -> None:
+        """A ``response.done`` reported this usage."""
+        self.responses += 1
+        self.tokens += usage.total
+        self.input_tokens += usage.input
+        self.output_tokens += usage.output
+
+    @property
+    def usage(self) -> Usage | None:
+        """The session's usage so far, or None if no response reported any."""
+        if not self.responses:
+            return None
+        return Usage(self.input_tokens, self.output_tokens, self.tokens)
 
     def end(self, reason: EndReason, close_code: int) -> None:
         """Record the end; only the first call counts."""

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from multidict import CIMultiDictProxy
 
-from router.appkeys import CONFIG, CONTEXT, FORWARDER, LIMITER, ROUTES
+from router.appkeys import CONFIG, CONTEXT, FORWARDER, LIMITER, METRICS, ROUTES
 from router.auth import bearer_token
 from router.edge import edge
 from router.errors import InvalidRequest
@@ -32,6 +32,7 @@ from router.handlers.limits import Charge, admit, finish
 from router.limits import Limiter
 from router.routing import Route
 from router.sessionstats import SessionStats
+from router.upstream.backend import Backend
 from router.upstream.realtime import (
     CLOSE_TIMEOUT,
     MAX_MESSAGE_BYTES,
@@ -160,12 +161,27 @@ async def _session(
         stats = ctx.session = SessionStats(upstream.backend.name, offer.beta)
         idle = upstream.backend.timeouts.realtime_idle
         relay = Relay(ws, upstream, stats, idle=idle, on_usage=_settler(app[LIMITER], charge))
-        with app[SESSIONS].open(relay):
+        with app[SESSIONS].open(relay), _counted_open(upstream.backend):
             ending = await relay.run()
         ctx.outcome = ending.reason
         return ws
     finally:
         await upstream.close(CLIENT_GONE.code, CLIENT_GONE.frame_reason)  # no-op after the relay
+        if ctx.session is not None:
+            ctx.usage = ctx.session.usage
+
+
+@contextmanager
+def _counted_open(backend: Backend) -> Iterator[None]:
+    """The backend's open-sessions gauge, while the relay runs."""
+    gauge = backend.metrics.realtime.open if backend.metrics is not None else None
+    if gauge is not None:
+        gauge.inc()
+    try:
+        yield
+    finally:
+        if gauge is not None:
+            gauge.dec()
 
 
 def _answer_headers(request_id: str, upstream: Upstream, charge: Charge | None) -> dict[str, str]:
@@ -197,4 +213,6 @@ async def _close_sessions(app: web.Application) -> None:
 def add_routes(app: web.Application) -> None:
     app[SESSIONS] = OpenSessions()
     app.on_shutdown.append(_close_sessions)
-    app.router.add_get("/v1/realtime", edge(realtime), allow_head=False)
+    metrics = app.get(METRICS)
+    record = metrics.request_done if metrics is not None else None
+    app.router.add_get("/v1/realtime", edge(realtime, "realtime", record), allow_head=False)

@@ -24,6 +24,8 @@ TTFT_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30)
 # Decode speed: 5 ms (200 tokens/s) to 500 ms a token.
 TPOT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5)
 STREAM_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600)
+# Realtime sessions: a quick question to an hour-long call.
+SESSION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200)
 
 _BACKEND = ("model", "backend")
 
@@ -61,6 +63,7 @@ class Instruments:
             registry=r,
         )
         self._streams(r)
+        self._realtime(r)
         self._backends(r)
         self._decisions(r)
 
@@ -96,6 +99,41 @@ class Instruments:
             "switchyard_tokens",
             "Tokens the upstreams reported, by direction: input (prompt) or output.",
             (*_BACKEND, "type"),
+            registry=r,
+        )
+
+    def _realtime(self, r: CollectorRegistry) -> None:
+        self.sessions_open = Gauge(
+            "switchyard_realtime_sessions_open",
+            "Realtime (WebSocket) sessions being relayed to each backend.",
+            _BACKEND,
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.sessions = Counter(
+            "switchyard_realtime_sessions",
+            "Realtime sessions that ended, by how: completed, client_close, upstream_close, "
+            "upstream_error, idle_timeout, shutdown.",
+            (*_BACKEND, "outcome"),
+            registry=r,
+        )
+        self.session_duration = Histogram(
+            "switchyard_realtime_session_duration_seconds",
+            "From a realtime session's upgrade to its end.",
+            _BACKEND,
+            buckets=SESSION_BUCKETS,
+            registry=r,
+        )
+        self.frames = Counter(
+            "switchyard_realtime_frames",
+            "WebSocket messages relayed, by who sent them: client or upstream.",
+            (*_BACKEND, "direction"),
+            registry=r,
+        )
+        self.frame_bytes = Counter(
+            "switchyard_realtime_bytes",
+            "Payload bytes of the relayed WebSocket messages, by who sent them.",
+            (*_BACKEND, "direction"),
             registry=r,
         )
 

@@ -21,10 +21,21 @@ from balancers import Health
 from router.context import RequestContext
 from router.limits import Admission, Limits
 from router.metrics.instruments import Instruments, KeyInstruments
+from router.sessionstats import SessionStats
 from router.upstream.errors import REASONS
 
 _TRANSITIONS = {Health.EJECTED: "ejection", Health.PROBING: "probe", Health.HEALTHY: "recovery"}
 _KINDS = ("requests", "tokens", "concurrency")
+
+
+_SESSION_ENDS = (
+    "completed",
+    "client_close",
+    "upstream_close",
+    "upstream_error",
+    "idle_timeout",
+    "shutdown",
+)
 
 
 class BackendMetrics:
@@ -32,9 +43,11 @@ class BackendMetrics:
 
     __slots__ = (
         "_health",
+        "_sessions",
         "_transitions",
         "inflight",
         "open_streams",
+        "realtime",
         "stream_duration",
         "tokens_in",
         "tokens_out",
@@ -56,12 +69,37 @@ class BackendMetrics:
             for state, transition in _TRANSITIONS.items()
         }
         self._health[Health.HEALTHY].set(1)
+        self.realtime = _SessionMetrics(m, model, backend)
 
     def transition(self, old: Health, new: Health) -> None:
         """The backend's health changed (or a probe replaced a lost one)."""
         self._health[old].set(0)
         self._health[new].set(1)
         self._transitions[new].inc()
+
+
+class _SessionMetrics:
+    """A backend's realtime sessions: open now, and how the ended ones went."""
+
+    __slots__ = ("_ends", "bytes_in", "bytes_out", "duration", "frames_in", "frames_out", "open")
+
+    def __init__(self, m: Instruments, model: str, backend: str) -> None:
+        self.open: Gauge = m.sessions_open.labels(model, backend)
+        self.duration: Histogram = m.session_duration.labels(model, backend)
+        self.frames_in: Counter = m.frames.labels(model, backend, "client")
+        self.frames_out: Counter = m.frames.labels(model, backend, "upstream")
+        self.bytes_in: Counter = m.frame_bytes.labels(model, backend, "client")
+        self.bytes_out: Counter = m.frame_bytes.labels(model, backend, "upstream")
+        self._ends = {end: m.sessions.labels(model, backend, end) for end in _SESSION_ENDS}
+
+    def ended(self, session: SessionStats) -> None:
+        if session.reason is not None:
+            self._ends[session.reason].inc()
+        self.duration.observe(session.duration)
+        self.frames_in.inc(session.client.frames)
+        self.frames_out.inc(session.upstream.frames)
+        self.bytes_in.inc(session.client.bytes)
+        self.bytes_out.inc(session.upstream.bytes)
 
 
 class _Series:
@@ -83,9 +121,10 @@ class _Series:
         self.upstream: Histogram = m.upstream_duration.labels(endpoint, model, name)
         self.overhead: Histogram = m.overhead.labels(endpoint)
         outcomes = ("completed", "client_disconnect", "upstream_error", "timeout")
+        http_stream = stream and endpoint != "realtime"  # a session is no SSE stream
         self.streams = {
             outcome: m.streams.labels(endpoint, model, name, outcome)
-            for outcome in (outcomes if stream else ())
+            for outcome in (outcomes if http_stream else ())
         }
         self.backend = backend
 
@@ -153,7 +192,9 @@ class Metrics:
             if usage is not None:
                 backend.tokens_in.inc(usage.input)
                 backend.tokens_out.inc(usage.output)
-            if ctx.stream:
+            if ctx.session is not None:
+                backend.realtime.ended(ctx.session)
+            elif ctx.stream:
                 self._stream_done(ctx, series, backend, now)
         if self._keys is not None and ctx.key_id is not None:
             self._key_done(self._keys, ctx.key_id, ctx)

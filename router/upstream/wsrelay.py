@@ -31,7 +31,7 @@ from aiohttp.http import WSMessageNoDecodeText
 
 from router.sessionstats import EndReason, SessionStats, Traffic
 from router.upstream.realtime import Upstream
-from router.usage import usage_of
+from router.usage import Usage, usage_of
 
 # Close codes a close frame may carry (RFC 6455 7.4): 1005, 1006 and 1015 only describe a
 # close, and a peer such as the websockets library fails the connection on receiving them.
@@ -200,13 +200,12 @@ class Relay:
         traffic.bytes += len(data)
 
     async def _account(self, data: bytes) -> None:
-        tokens = response_done_tokens(data)
-        if tokens is None:
+        usage = response_done_usage(data)
+        if usage is None:
             return
-        self._stats.responses += 1
-        self._stats.tokens += tokens
+        self._stats.add_response(usage)
         if self._on_usage is not None:
-            await self._on_usage(tokens)
+            await self._on_usage(usage.total)
 
     def _upstream_ended(self, kind: WSMsgType, code: object, reason: str | None) -> Ending:
         if kind is WSMsgType.CLOSE and isinstance(code, int):
@@ -240,8 +239,8 @@ def _relayable(code: int) -> int:
     return code if code in _SENDABLE or 3000 <= code < 5000 else 1000
 
 
-def response_done_tokens(data: bytes) -> int | None:
-    """``response.usage.total_tokens`` of a ``response.done`` event, else None."""
+def response_done_usage(data: bytes) -> Usage | None:
+    """The ``response.usage`` of a ``response.done`` event, else None."""
     try:
         event = orjson.loads(data)
     except orjson.JSONDecodeError:
@@ -249,5 +248,4 @@ def response_done_tokens(data: bytes) -> int | None:
     if not isinstance(event, dict) or event.get("type") != "response.done":
         return None
     response = event.get("response")
-    usage = usage_of(response.get("usage")) if isinstance(response, dict) else None
-    return usage.total if usage is not None else None
+    return usage_of(response.get("usage")) if isinstance(response, dict) else None

@@ -8,6 +8,7 @@ once ``wait_access`` sees the lines, the metrics are in.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,6 +28,8 @@ from tests.functional.conftest import (
     make_config,
     two_backend_models,
 )
+from tests.functional.realtime_client import converse
+from tests.functional.realtime_client import sdk as realtime_sdk
 from tests.functional.router_process import RouterProcess
 from tests.functional.scrape import Reading, moved, scrape
 
@@ -277,3 +280,31 @@ def test_several_workers_sum_right(start_router: RouterFactory, fake_a: Fake) ->
         assert reading.sum(REQUESTS, endpoint="chat", code="2xx") == 40
         assert reading.sum("switchyard_request_duration_seconds_count", endpoint="chat") == 40
         assert reading.sum("switchyard_inflight_requests") == 0
+
+
+async def test_realtime_sessions_are_counted(start_router: RouterFactory, fake_a: Fake) -> None:
+    router = start_router(one_pool_config(fake_a))
+    before = await asyncio.to_thread(metrics_of, router)
+    async with realtime_sdk(router) as client:
+        async with client.realtime.connect(model="gpt-4o") as connection:
+            assert (await connection.recv()).type == "session.created"
+            exchange = await converse(connection, "Hello there")
+            during = await asyncio.to_thread(metrics_of, router)
+            assert during.sum("switchyard_realtime_sessions_open", backend=fake_a.name) == 1
+        lines = await asyncio.to_thread(router.wait_access, 3)  # two scrapes and the session
+    after = await asyncio.to_thread(metrics_of, router)
+    (line,) = [line for line in lines if line["path"] == "/v1/realtime"]
+    assert after.sum("switchyard_realtime_sessions_open") == 0
+    labels = {"model": "gpt-4o", "backend": fake_a.name}
+    assert moved(before, after, REQUESTS, endpoint="realtime", code="1xx", **labels) == 1
+    ended = "switchyard_realtime_sessions_total"
+    assert moved(before, after, ended, outcome="completed", **labels) == 1
+    assert moved(before, after, ended) == 1
+    assert moved(before, after, "switchyard_realtime_session_duration_seconds_count") == 1
+    frames, size = "switchyard_realtime_frames_total", "switchyard_realtime_bytes_total"
+    assert moved(before, after, frames, direction="client") == line["client_frames"]
+    assert moved(before, after, frames, direction="upstream") == line["upstream_frames"]
+    assert moved(before, after, size, direction="upstream") == line["upstream_bytes"]
+    tokens = "switchyard_tokens_total"
+    assert moved(before, after, tokens, **labels) == exchange.total_tokens
+    assert moved(before, after, "switchyard_streams_total") == 0  # a session is no SSE stream

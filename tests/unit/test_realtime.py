@@ -11,7 +11,7 @@ from router.config import BackendConfig, ConfigError, parse_config
 from router.handlers.realtime import read_offer
 from router.sessionstats import SessionStats
 from router.upstream.providers import endpoint_url
-from router.upstream.wsrelay import Ending, _client_ended, _relayable, response_done_tokens
+from router.upstream.wsrelay import Ending, _client_ended, _relayable, response_done_usage
 
 KEY = "sk-browser-key-0123456789"
 
@@ -142,7 +142,8 @@ def event(kind: str, **fields: object) -> bytes:
     ],
 )
 def test_response_done_tokens(data: bytes, tokens: int | None) -> None:
-    assert response_done_tokens(data) == tokens
+    usage = response_done_usage(data)
+    assert (usage.total if usage is not None else None) == tokens
 
 
 def test_session_stats_end_once() -> None:
