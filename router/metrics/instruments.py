@@ -13,7 +13,7 @@ backend's health shows the worst any live worker sees (``livemax``).
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from router.metrics.cells import Maker
 
 # LLM requests run from milliseconds (embeddings, cache hits) to minutes (long generations).
 REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300)
@@ -31,197 +31,171 @@ _BACKEND = ("model", "backend")
 
 
 class Instruments:
-    """The metric families, registered in ``registry``."""
+    """The metric families, made by ``r`` (see :mod:`router.metrics.cells`)."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
-        r = registry
-        self.requests = Counter(
+    def __init__(self, r: Maker) -> None:
+        self.requests = r.counter(
             "switchyard_requests",
             "Requests answered, by endpoint, serving model and backend, status class, streamed.",
             ("endpoint", "model", "backend", "code", "stream"),
-            registry=r,
         )
-        self.request_duration = Histogram(
+        self.request_duration = r.histogram(
             "switchyard_request_duration_seconds",
             "From the request's arrival to the last byte of its answer.",
             ("endpoint", "model", "backend", "stream"),
             buckets=REQUEST_BUCKETS,
-            registry=r,
         )
-        self.upstream_duration = Histogram(
+        self.upstream_duration = r.histogram(
             "switchyard_upstream_duration_seconds",
             "Time waiting on upstreams, from the first attempt to the answer's last byte.",
             ("endpoint", "model", "backend"),
             buckets=REQUEST_BUCKETS,
-            registry=r,
         )
-        self.overhead = Histogram(
+        self.overhead = r.histogram(
             "switchyard_overhead_seconds",
             "The router's own time per request: its duration less the wait on upstreams.",
             ("endpoint",),
             buckets=OVERHEAD_BUCKETS,
-            registry=r,
         )
         self._streams(r)
         self._realtime(r)
         self._backends(r)
         self._decisions(r)
 
-    def _streams(self, r: CollectorRegistry) -> None:
-        self.streams = Counter(
+    def _streams(self, r: Maker) -> None:
+        self.streams = r.counter(
             "switchyard_streams",
             "Streams that ended, by how: completed, client_disconnect, upstream_error, timeout.",
             ("endpoint", "model", "backend", "outcome"),
-            registry=r,
         )
-        self.ttft = Histogram(
+        self.ttft = r.histogram(
             "switchyard_time_to_first_token_seconds",
             "From a stream request's arrival to its first output (not the role-only chunk).",
             _BACKEND,
             buckets=TTFT_BUCKETS,
-            registry=r,
         )
-        self.tpot = Histogram(
+        self.tpot = r.histogram(
             "switchyard_time_per_output_token_seconds",
             "Stream time after the first output token, per further output token.",
             _BACKEND,
             buckets=TPOT_BUCKETS,
-            registry=r,
         )
-        self.stream_duration = Histogram(
+        self.stream_duration = r.histogram(
             "switchyard_stream_duration_seconds",
             "From a stream's response headers to its end.",
             _BACKEND,
             buckets=STREAM_BUCKETS,
-            registry=r,
         )
-        self.tokens = Counter(
+        self.tokens = r.counter(
             "switchyard_tokens",
             "Tokens the upstreams reported, by direction: input (prompt) or output.",
             (*_BACKEND, "type"),
-            registry=r,
         )
 
-    def _realtime(self, r: CollectorRegistry) -> None:
-        self.sessions_open = Gauge(
+    def _realtime(self, r: Maker) -> None:
+        self.sessions_open = r.gauge(
             "switchyard_realtime_sessions_open",
             "Realtime (WebSocket) sessions being relayed to each backend.",
             _BACKEND,
-            registry=r,
-            multiprocess_mode="livesum",
+            mode="livesum",
         )
-        self.sessions = Counter(
+        self.sessions = r.counter(
             "switchyard_realtime_sessions",
             "Realtime sessions that ended, by how: completed, client_close, upstream_close, "
             "upstream_error, idle_timeout, shutdown.",
             (*_BACKEND, "outcome"),
-            registry=r,
         )
-        self.session_duration = Histogram(
+        self.session_duration = r.histogram(
             "switchyard_realtime_session_duration_seconds",
             "From a realtime session's upgrade to its end.",
             _BACKEND,
             buckets=SESSION_BUCKETS,
-            registry=r,
         )
-        self.frames = Counter(
+        self.frames = r.counter(
             "switchyard_realtime_frames",
             "WebSocket messages relayed, by who sent them: client or upstream.",
             (*_BACKEND, "direction"),
-            registry=r,
         )
-        self.frame_bytes = Counter(
+        self.frame_bytes = r.counter(
             "switchyard_realtime_bytes",
             "Payload bytes of the relayed WebSocket messages, by who sent them.",
             (*_BACKEND, "direction"),
-            registry=r,
         )
 
-    def _backends(self, r: CollectorRegistry) -> None:
-        self.inflight = Gauge(
+    def _backends(self, r: Maker) -> None:
+        self.inflight = r.gauge(
             "switchyard_inflight_requests",
             "Requests in flight to each backend.",
             _BACKEND,
-            registry=r,
-            multiprocess_mode="livesum",
+            mode="livesum",
         )
-        self.open_streams = Gauge(
+        self.open_streams = r.gauge(
             "switchyard_open_streams",
             "Streams being relayed from each backend.",
             _BACKEND,
-            registry=r,
-            multiprocess_mode="livesum",
+            mode="livesum",
         )
-        self.health = Gauge(
+        self.health = r.gauge(
             "switchyard_backend_health",
             "1 for the backend's health state (healthy, ejected, probing), else 0.",
             (*_BACKEND, "state"),
-            registry=r,
-            multiprocess_mode="livemax",
+            mode="livemax",
         )
-        self.transitions = Counter(
+        self.transitions = r.counter(
             "switchyard_backend_transitions",
             "Health transitions: ejection, probe, recovery.",
             (*_BACKEND, "transition"),
-            registry=r,
         )
 
-    def _decisions(self, r: CollectorRegistry) -> None:
-        self.retries = Counter(
+    def _decisions(self, r: Maker) -> None:
+        self.retries = r.counter(
             "switchyard_retries",
             "Attempts on another backend of the same pool, by the failure that caused them.",
             ("model", "reason"),
-            registry=r,
         )
-        self.fallbacks = Counter(
+        self.fallbacks = r.counter(
             "switchyard_fallbacks",
             "Requests sent on to a fallback model, by the failure that caused them.",
             ("model", "fallback", "reason"),
-            registry=r,
         )
-        self.budget_exhausted = Counter(
+        self.budget_exhausted = r.counter(
             "switchyard_retry_budget_exhausted",
             "Retries or fallbacks not made because the retry budget was spent.",
             ("model",),
-            registry=r,
         )
-        self.limit_decisions = Counter(
+        self.limit_decisions = r.counter(
             "switchyard_rate_limit_decisions",
             "Key limit checks, by limit kind (requests, tokens, concurrency) and outcome.",
             ("kind", "outcome"),
-            registry=r,
         )
-        self.fail_open = Counter(
+        self.fail_open = r.counter(
             "switchyard_rate_limit_fail_open",
             "Requests admitted unchecked because the limit store failed (fail_open).",
-            registry=r,
+            (),
         )
-        self.fail_closed = Counter(
+        self.fail_closed = r.counter(
             "switchyard_rate_limit_fail_closed",
             "Requests refused with 503 because the limit store failed (fail_closed).",
-            registry=r,
+            (),
         )
-        self.redis_errors = Counter(
+        self.redis_errors = r.counter(
             "switchyard_redis_errors",
             "Failed Redis operations of the rate limiter.",
             ("operation",),
-            registry=r,
         )
 
 
 class KeyInstruments:
     """Per-key series: only when ``metrics.key_labels`` is on (one series per key and label)."""
 
-    def __init__(self, r: CollectorRegistry) -> None:
-        self.requests = Counter(
+    def __init__(self, r: Maker) -> None:
+        self.requests = r.counter(
             "switchyard_key_requests",
             "Requests by API key id (never the secret) and status class.",
             ("key_id", "code"),
-            registry=r,
         )
-        self.tokens = Counter(
+        self.tokens = r.counter(
             "switchyard_key_tokens",
             "Tokens by API key id and direction (input, output).",
             ("key_id", "type"),
-            registry=r,
         )

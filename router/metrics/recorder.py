@@ -15,11 +15,11 @@ import time
 from collections.abc import Iterable, Mapping
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.metrics import Counter, Gauge, Histogram
 
 from balancers import Health
 from router.context import RequestContext
 from router.limits import Admission, Limits
+from router.metrics.cells import CounterChild, GaugeChild, HistogramChild, maker
 from router.metrics.instruments import Instruments, KeyInstruments
 from router.sessionstats import SessionStats
 from router.upstream.errors import REASONS
@@ -56,13 +56,13 @@ class BackendMetrics:
     )
 
     def __init__(self, m: Instruments, model: str, backend: str) -> None:
-        self.inflight: Gauge = m.inflight.labels(model, backend)
-        self.open_streams: Gauge = m.open_streams.labels(model, backend)
-        self.ttft: Histogram = m.ttft.labels(model, backend)
-        self.tpot: Histogram = m.tpot.labels(model, backend)
-        self.stream_duration: Histogram = m.stream_duration.labels(model, backend)
-        self.tokens_in: Counter = m.tokens.labels(model, backend, "input")
-        self.tokens_out: Counter = m.tokens.labels(model, backend, "output")
+        self.inflight: GaugeChild = m.inflight.labels(model, backend)
+        self.open_streams: GaugeChild = m.open_streams.labels(model, backend)
+        self.ttft: HistogramChild = m.ttft.labels(model, backend)
+        self.tpot: HistogramChild = m.tpot.labels(model, backend)
+        self.stream_duration: HistogramChild = m.stream_duration.labels(model, backend)
+        self.tokens_in: CounterChild = m.tokens.labels(model, backend, "input")
+        self.tokens_out: CounterChild = m.tokens.labels(model, backend, "output")
         self._health = {state: m.health.labels(model, backend, state.value) for state in Health}
         self._transitions = {
             state: m.transitions.labels(model, backend, transition)
@@ -84,12 +84,12 @@ class _SessionMetrics:
     __slots__ = ("_ends", "bytes_in", "bytes_out", "duration", "frames_in", "frames_out", "open")
 
     def __init__(self, m: Instruments, model: str, backend: str) -> None:
-        self.open: Gauge = m.sessions_open.labels(model, backend)
-        self.duration: Histogram = m.session_duration.labels(model, backend)
-        self.frames_in: Counter = m.frames.labels(model, backend, "client")
-        self.frames_out: Counter = m.frames.labels(model, backend, "upstream")
-        self.bytes_in: Counter = m.frame_bytes.labels(model, backend, "client")
-        self.bytes_out: Counter = m.frame_bytes.labels(model, backend, "upstream")
+        self.open: GaugeChild = m.sessions_open.labels(model, backend)
+        self.duration: HistogramChild = m.session_duration.labels(model, backend)
+        self.frames_in: CounterChild = m.frames.labels(model, backend, "client")
+        self.frames_out: CounterChild = m.frames.labels(model, backend, "upstream")
+        self.bytes_in: CounterChild = m.frame_bytes.labels(model, backend, "client")
+        self.bytes_out: CounterChild = m.frame_bytes.labels(model, backend, "upstream")
         self._ends = {end: m.sessions.labels(model, backend, end) for end in _SESSION_ENDS}
 
     def ended(self, session: SessionStats) -> None:
@@ -116,10 +116,10 @@ class _Series:
         endpoint, model, name, status, stream = key
         streamed = "true" if stream else "false"
         code = f"{status // 100}xx"
-        self.requests: Counter = m.requests.labels(endpoint, model, name, code, streamed)
-        self.duration: Histogram = m.request_duration.labels(endpoint, model, name, streamed)
-        self.upstream: Histogram = m.upstream_duration.labels(endpoint, model, name)
-        self.overhead: Histogram = m.overhead.labels(endpoint)
+        self.requests: CounterChild = m.requests.labels(endpoint, model, name, code, streamed)
+        self.duration: HistogramChild = m.request_duration.labels(endpoint, model, name, streamed)
+        self.upstream: HistogramChild = m.upstream_duration.labels(endpoint, model, name)
+        self.overhead: HistogramChild = m.overhead.labels(endpoint)
         outcomes = ("completed", "client_disconnect", "upstream_error", "timeout")
         http_stream = stream and endpoint != "realtime"  # a session is no SSE stream
         self.streams = {
@@ -141,8 +141,9 @@ class Metrics:
     ) -> None:
         """``fallbacks``: each public model ID and its fallback models."""
         self.registry = registry
-        self._m = Instruments(registry)
-        self._keys = KeyInstruments(registry) if key_labels else None
+        cells = maker(registry)
+        self._m = Instruments(cells)
+        self._keys = KeyInstruments(cells) if key_labels else None
         self._models = frozenset(fallbacks)
         self._zeros(fallbacks)
         self._backends: dict[tuple[str, str], BackendMetrics] = {}
@@ -242,7 +243,7 @@ class Metrics:
     def limit_checked(self, limits: Limits, admission: Admission) -> None:
         """One admission against a key's limits: each limit it has allowed it, or one refused."""
         if admission.degraded:
-            self._m.fail_open.inc()
+            self._m.fail_open.labels().inc()
             return
         if not admission.allowed:
             self._decisions[admission.kind or "requests", "refused"].inc()
@@ -256,7 +257,7 @@ class Metrics:
 
     def limit_unchecked(self) -> None:
         """The limit store failed and the router fails closed: the request got a 503."""
-        self._m.fail_closed.inc()
+        self._m.fail_closed.labels().inc()
 
     def redis_error(self, operation: str) -> None:
         self._m.redis_errors.labels(operation).inc()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -26,10 +27,42 @@ from router.config import Endpoint
 from router.usage import Usage, usage_of
 
 _MARK = b'"usage":{'
-_OUTPUT: dict[Endpoint, re.Pattern[bytes]] = {
-    "chat": re.compile(rb'"(?:content|refusal|arguments|reasoning_content|reasoning)":\s*"[^"]'),
-    "responses": re.compile(rb'"type":\s*"response\.[a-z_.]+\.delta"'),
-    "embeddings": re.compile(rb"(?!)"),  # never streams
+_EVENT_END = b"\n\n"
+_QUOTE = ord('"')
+# A chat delta's generated fields, as compact JSON (OpenAI, vLLM) and as spaced JSON spells them.
+_CHAT_OUTPUT = tuple(
+    f'"{field}":{space}"'.encode()
+    for field in ("content", "refusal", "arguments", "reasoning_content", "reasoning")
+    for space in ("", " ")
+)
+_RESPONSES_OUTPUT = re.compile(rb'"type":\s*"response\.[a-z_.]+\.delta"')
+
+
+def _chat_output(chunk: bytes) -> bool:
+    """A non-empty generated string in a chat chunk: a few memchr-fast finds, not a regex
+    alternation tried at every quote of the chunk (three times slower)."""
+    for key in _CHAT_OUTPUT:
+        start = chunk.find(key)
+        while start >= 0:
+            after = start + len(key)
+            if after < len(chunk) and chunk[after] != _QUOTE:
+                return True
+            start = chunk.find(key, after)
+    return False
+
+
+def _responses_output(chunk: bytes) -> bool:
+    return _RESPONSES_OUTPUT.search(chunk) is not None
+
+
+def _never(chunk: bytes) -> bool:
+    return False
+
+
+_OUTPUT: dict[Endpoint, Callable[[bytes], bool]] = {
+    "chat": _chat_output,
+    "responses": _responses_output,
+    "embeddings": _never,  # never streams
 }
 
 
@@ -45,16 +78,20 @@ class StreamTap:
 
     def feed(self, chunk: bytes) -> bytes:
         """Whole SSE events in; the events to forward out (the usage chunk dropped if asked)."""
-        if self.first_output is None and self._output.search(chunk):
+        if self.first_output is None and self._output(chunk):
             self.first_output = time.monotonic()
-        if _MARK not in chunk:
-            return chunk
-        kept = []
-        for event in chunk.split(b"\n\n"):
-            if _MARK in event and self._read(event) and self._strip:
-                continue
-            kept.append(event)
-        return b"\n\n".join(kept)
+        mark = chunk.find(_MARK)
+        while mark >= 0:  # usually once, in the last event but one: only that event is parsed
+            before = chunk.rfind(_EVENT_END, 0, mark)
+            start = 0 if before < 0 else before + 2
+            end = chunk.find(_EVENT_END, mark)
+            end = len(chunk) if end < 0 else end + 2
+            if self._read(chunk[start:end]) and self._strip:
+                chunk = chunk[:start] + chunk[end:]
+                mark = chunk.find(_MARK, start)
+            else:
+                mark = chunk.find(_MARK, end)
+        return chunk
 
     def _read(self, event: bytes) -> bool:
         """Take the usage from one event; True if it was the chat usage-only chunk."""
