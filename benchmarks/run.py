@@ -58,6 +58,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--metrics", action="store_true", help="also the router with metrics off (their cost)"
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure every cell this many times, in alternating target order; keep the median",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.duration, args.warmup = 2, 1
@@ -86,15 +92,25 @@ def measure(targets: list[Target], args: argparse.Namespace, workdir: Path) -> R
         path.write_bytes(request_body(stream))
     results: Results = {}
     for scenario in SCENARIOS:
-        results[scenario.key] = {}
+        body = bodies[scenario.stream]
         for target in targets:
             target.check(scenario.stream)
-            body = bodies[scenario.stream]
             wrk(target, scenario, args.warmup, body)  # connection pools, caches: discarded
-            cell = measure_cell(target, scenario, args.duration, body)
-            results[scenario.key][target.key] = cell
-            _progress(scenario, target, cell)
+        runs: dict[str, list[Cell]] = {target.key: [] for target in targets}
+        for round_ in range(args.rounds):
+            # Alternating order, so that drift over the run does not favour one target.
+            for target in targets if round_ % 2 == 0 else targets[::-1]:
+                cell = measure_cell(target, scenario, args.duration, body)
+                runs[target.key].append(cell)
+                _progress(scenario, target, cell)
+        results[scenario.key] = {key: median(cells) for key, cells in runs.items()}
     return results
+
+
+def median(cells: list[Cell]) -> Cell:
+    """The run with the median req/s (with its own CPU time): one noisy run moves nothing."""
+    ranked = sorted(cells, key=lambda cell: cell.wrk.requests_per_s)
+    return ranked[(len(ranked) - 1) // 2]
 
 
 def measure_cell(target: Target, scenario: Scenario, seconds: int, body: Path) -> Cell:
@@ -165,7 +181,12 @@ def save(results: Results, args: argparse.Namespace, host: dict[str, object], te
     document = {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": host,
-        "settings": {"duration_s": args.duration, "warmup_s": args.warmup, "wrk_threads": 1},
+        "settings": {
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "rounds": args.rounds,
+            "wrk_threads": 1,
+        },
         "results": {s: {t: c.as_dict() for t, c in cells.items()} for s, cells in results.items()},
         "ratios": report.ratios(results),
         "checks": [
@@ -198,8 +219,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     host = machine()
     header = (
-        f"Switchyard benchmark, {datetime.date.today().isoformat()}, {args.duration} s per cell, "
-        f"{host['cores']} cores {host['cpu']}, commit {host['commit']}"
+        f"Switchyard benchmark, {datetime.date.today().isoformat()}, {args.duration} s per cell "
+        f"(median of {args.rounds}), {host['cores']} cores {host['cpu']}, commit {host['commit']}"
         + (" (with local changes)" if host["dirty"] else "")
     )
     text = report.markdown(results, header)
