@@ -24,6 +24,7 @@ from router.handlers.common import (
 )
 from router.handlers.limits import Charge, admit, finish
 from router.routing import Route
+from router.upstream.forward import HttpAttempt
 from router.upstream.relay import relay
 from router.upstream.streamtap import StreamTap
 from router.usage import estimate_tokens, usage_from_json, with_usage_requested
@@ -104,7 +105,8 @@ async def _forward(
     otherwise) for the metrics and the key's tokens."""
     ctx = request[CONTEXT]
     headers = forward_headers(request, ctx.request_id)
-    reply = await request.app[FORWARDER].forward(chain, payload, body, headers, ctx)
+    attempt = HttpAttempt(payload, body, headers)
+    reply = await request.app[FORWARDER].forward(chain, attempt, ctx)
     try:
         ctx.upstream_first_byte = reply.first_byte
         ctx.upstream_request_id = reply.response.headers.get("x-request-id")

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from multidict import CIMultiDictProxy
 
-from router.appkeys import CONFIG, CONTEXT, FORWARDER, LIMITER, METRICS, ROUTES
+from router.appkeys import CONTEXT, FORWARDER, LIMITER, METRICS, ROUTES
 from router.auth import bearer_token
 from router.edge import edge
 from router.errors import InvalidRequest
@@ -36,9 +36,9 @@ from router.upstream.backend import Backend
 from router.upstream.realtime import (
     CLOSE_TIMEOUT,
     MAX_MESSAGE_BYTES,
-    Dialer,
     DialRequest,
     Upstream,
+    dial_attempt,
 )
 from router.upstream.wsrelay import CLIENT_GONE, SHUTDOWN, OnUsage, Relay
 
@@ -154,7 +154,7 @@ async def _session(
     ctx = request[CONTEXT]
     app = request.app
     dial = DialRequest(offer.beta, ctx.request_id, request.headers.get("User-Agent"))
-    upstream = await Dialer(app[CONFIG].retry, app[FORWARDER].budget).dial(chain, dial, ctx)
+    upstream = await app[FORWARDER].forward(chain, dial_attempt(dial), ctx)
     try:
         ws.headers.update(_answer_headers(ctx.request_id, upstream, charge))
         await ws.prepare(request)

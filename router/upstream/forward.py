@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TypeVar
 
 import aiohttp
 import orjson
@@ -40,6 +41,11 @@ from router.upstream.errors import (
 from router.upstream.reply import Reply
 
 _TRANSPORT_ERRORS = (aiohttp.ClientError, TimeoutError)
+
+T = TypeVar("T")
+Attempt = Callable[[Backend, Route], Awaitable[T]]
+"""One try on one backend of a route: its result, or raise Retryable (another backend may do
+better) or a RouterError (final)."""
 
 
 class _StopRetrying(stop_base):
@@ -91,14 +97,10 @@ class Forwarder:
         self._metrics = metrics
 
     async def forward(
-        self,
-        chain: tuple[Route, ...],
-        payload: dict[str, object],
-        body: bytes,
-        headers: dict[str, str],
-        ctx: RequestContext,
-    ) -> Reply:
-        """The first good upstream reply along ``chain``, or the last failure as a RouterError.
+        self, chain: tuple[Route, ...], attempt: Attempt[T], ctx: RequestContext
+    ) -> T:
+        """The first good result of ``attempt`` along ``chain`` (an HTTP reply, a dialed
+        WebSocket), or the last failure as a RouterError.
 
         Most requests succeed at once, so each pool's first try runs outside tenacity, whose
         machinery costs ~11 µs a request; only a failed try builds the retry loop.
@@ -110,13 +112,13 @@ class Forwarder:
                 break
             tried: set[BackendState] = set()
             try:
-                return await _try(route, tried, payload, body, headers, ctx)
+                return await _try(route, tried, attempt, ctx)
             except PoolExhausted:
                 continue
             except Retryable as failure:
                 last = failure
             try:
-                return await self._retry(route, tried, last, payload, body, headers, ctx)
+                return await self._retry(route, tried, last, attempt, ctx)
             except Retryable as failure:
                 last = failure
         raise _client_error(last, chain[0].model)
@@ -126,11 +128,9 @@ class Forwarder:
         route: Route,
         tried: set[BackendState],
         failure: Retryable,
-        payload: dict[str, object],
-        body: bytes,
-        headers: dict[str, str],
+        attempt: Attempt[T],
         ctx: RequestContext,
-    ) -> Reply:
+    ) -> T:
         """Retries on the pool's other backends: the first at once (failover, as Envoy does
         across hosts), later ones after a jittered backoff; raises the last failure."""
         model = route.model
@@ -145,11 +145,11 @@ class Forwarder:
             raise failure
         last = [failure]
 
-        async def retry() -> Reply:
+        async def retry() -> T:
             if self._metrics is not None:
                 self._metrics.retried(model, last[0].reason)
             try:
-                return await _try(route, tried, payload, body, headers, ctx)
+                return await _try(route, tried, attempt, ctx)
             except Retryable as exc:
                 last[0] = exc
                 raise
@@ -177,17 +177,28 @@ class Forwarder:
 
 
 def _try(
-    route: Route,
-    tried: set[BackendState],
-    payload: dict[str, object],
-    body: bytes,
-    headers: dict[str, str],
-    ctx: RequestContext,
-) -> Coroutine[None, None, Reply]:
+    route: Route, tried: set[BackendState], attempt: Attempt[T], ctx: RequestContext
+) -> Awaitable[T]:
     """Pick an untried backend and start the attempt (no coroutine frame of its own)."""
     backend = _pick(route, tried)
     ctx.attempt(route.model, backend.name)
-    return _attempt(backend, route.endpoint, _body_for(backend, payload, body), headers)
+    return attempt(backend, route)
+
+
+class HttpAttempt:
+    """An HTTP request to the backend: the client's body (renamed model if need be) and
+    headers; its reply once the headers arrive (a non-streamed body read whole)."""
+
+    __slots__ = ("body", "headers", "payload")
+
+    def __init__(self, payload: dict[str, object], body: bytes, headers: dict[str, str]) -> None:
+        self.payload = payload
+        self.body = body
+        self.headers = headers
+
+    def __call__(self, backend: Backend, route: Route) -> Coroutine[None, None, Reply]:
+        body = _body_for(backend, self.payload, self.body)
+        return _attempt(backend, route.endpoint, body, self.headers)
 
 
 def _pick(route: Route, tried: set[BackendState]) -> Backend:

@@ -1,11 +1,9 @@
-"""Open a realtime session's upstream WebSocket: pick, dial, try the next backend, fall back.
-
-The HTTP forwarder's rules, for an upgrade instead of a request: everything here happens before
-the client's own upgrade is answered, so a refused or unreachable backend is retried on another
-one of the pool (bounded by ``retry.attempts``, the untried backends and the process's retry
-budget), then on the model's fallbacks. Each try reports to the backend's health as an HTTP
-attempt does. The handshake's latency is not fed to the latency estimate: it says nothing about
-how fast the backend answers a completion, which is what ``least-latency`` compares.
+"""Open a realtime session's upstream WebSocket: one upgrade on one backend, as an attempt of the
+HTTP forwarder (:mod:`router.upstream.forward`), which picks, retries on another backend and falls
+back by the same rules and budget, with the same metrics. Everything happens before the client's
+own upgrade is answered. Each try reports to the backend's health as an HTTP attempt does. The
+handshake's latency is not fed to the latency estimate: it says nothing about how fast the
+backend answers a completion, which is what ``least-latency`` compares.
 
 A dialed session counts as one request in flight on its backend until it is closed.
 """
@@ -13,20 +11,19 @@ A dialed session counts as one request in flight on its backend until it is clos
 from __future__ import annotations
 
 import asyncio
-import random
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Literal
 
 import aiohttp
 
-from balancers import BackendState, RetryBudget
-from router.config import RetryConfig
-from router.context import RequestContext
-from router.errors import RouterError, ServiceUnavailable
+from balancers import BackendState
+from router.errors import RouterError
 from router.routing import Route
 from router.upstream.backend import Backend
 from router.upstream.errors import Retryable, from_exception, from_upgrade
+from router.upstream.forward import Attempt
 
 # Largest message either side may send. OpenAI's largest realtime events carry base64 audio
 # (input_audio_buffer.append takes up to 15 MiB); a larger message closes the session with 1009.
@@ -87,50 +84,13 @@ class Upstream:
         return f"<Upstream {self.backend.name} {state} released={self._released}>"
 
 
-class Dialer:
-    """Dials along a route chain with the process's retry policy and budget."""
+def dial_attempt(request: DialRequest) -> Attempt[Upstream]:
+    """The forwarder's attempt for a realtime session: one upgrade on one backend."""
 
-    def __init__(self, config: RetryConfig, budget: RetryBudget) -> None:
-        self._config = config
-        self._budget = budget
+    def attempt(backend: Backend, route: Route) -> Awaitable[Upstream]:
+        return _attempt(backend, request)
 
-    async def dial(
-        self, chain: tuple[Route, ...], request: DialRequest, ctx: RequestContext
-    ) -> Upstream:
-        """The first backend along ``chain`` that accepts the upgrade, or the last failure."""
-        self._budget.deposit()
-        last: Retryable | None = None
-        for index, route in enumerate(chain):
-            if index and not self._budget.try_withdraw():
-                break
-            tried: set[BackendState] = set()
-            for attempt in range(self._config.attempts):
-                if attempt and not self._budget.try_withdraw():
-                    break
-                backend = _pick(route, tried)
-                if backend is None:
-                    break
-                if attempt:
-                    await asyncio.sleep(self._backoff(attempt))
-                ctx.attempt(route.model, backend.name)
-                try:
-                    return await _attempt(backend, request)
-                except Retryable as exc:
-                    last = exc
-        raise _client_error(last, chain[0].model)
-
-    def _backoff(self, retry: int) -> float:
-        """Full jitter, as tenacity's ``wait_random_exponential`` in the HTTP forwarder."""
-        config = self._config
-        return random.uniform(0, min(config.backoff_max, config.backoff_initial * 2 ** (retry - 1)))
-
-
-def _pick(route: Route, tried: set[BackendState]) -> Backend | None:
-    state = route.pool.pick(tried)
-    if state is None:
-        return None
-    tried.add(state)
-    return route.backends[state.name]
+    return attempt
 
 
 async def _attempt(backend: Backend, request: DialRequest) -> Upstream:
@@ -176,13 +136,4 @@ def _refused(
         state.on_rate_limited(now, error.retry_after)
     else:
         state.on_failure(now)
-    return error
-
-
-def _client_error(last: Retryable | None, model: str) -> RouterError:
-    if last is None:
-        return ServiceUnavailable(f"No backend of `{model}` is available.", code="no_backend")
-    error = last.error
-    if last.retry_after is not None:
-        error.headers["retry-after"] = str(max(1, round(last.retry_after)))
     return error
