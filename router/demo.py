@@ -27,6 +27,8 @@ Switchyard demo is starting.
   API key  : {key}
   models   : {models}
   admin key: {admin}   (for /admin/keys; new each run unless SWITCHYARD_ADMIN_KEY is set)
+  API keys : {root}/settings/api-keys   (sign in with the admin key)
+  metrics  : {root}/metrics
 
   from openai import OpenAI
   client = OpenAI(base_url="{base}", api_key="{key}")
@@ -73,9 +75,11 @@ def run_demo(port: int) -> int:
             stack.callback(fake.wait, 10)
             stack.callback(fake.terminate)
         key = config.keys[0].key.get_secret_value()
-        base = f"http://{config.server.host}:{config.server.port}/v1"
+        root = f"http://{config.server.host}:{config.server.port}"
+        base = f"{root}/v1"
         admin = env["SWITCHYARD_ADMIN_KEY"]
         models = ", ".join(config.models)
-        print(_BANNER.format(base=base, key=key, models=models, admin=admin), flush=True)
+        banner = _BANNER.format(root=root, base=base, key=key, models=models, admin=admin)
+        print(banner, flush=True)
         run(config)
     return 0
