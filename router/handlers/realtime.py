@@ -16,6 +16,7 @@ either before aiohttp would log the offered list.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -161,7 +162,11 @@ async def _session(
         stats = ctx.session = SessionStats(upstream.backend.name, offer.beta)
         idle = upstream.backend.timeouts.realtime_idle
         relay = Relay(ws, upstream, stats, idle=idle, on_usage=_settler(app[LIMITER], charge))
-        with app[SESSIONS].open(relay), _counted_open(upstream.backend):
+        with (
+            app[SESSIONS].open(relay),
+            _counted_open(upstream.backend),
+            lease_kept(app[LIMITER], charge),
+        ):
             ending = await relay.run()
         ctx.outcome = ending.reason
         return ws
@@ -169,6 +174,28 @@ async def _session(
         await upstream.close(CLIENT_GONE.code, CLIENT_GONE.frame_reason)  # no-op after the relay
         if ctx.session is not None:
             ctx.usage = ctx.session.usage
+
+
+@contextmanager
+def lease_kept(limiter: Limiter, charge: Charge | None) -> Iterator[None]:
+    """Renew the session's concurrency lease every third of its ttl while the session lasts:
+    a session may outlive the ttl that frees a crashed router's leases."""
+    if charge is None or charge.limits.concurrency is None:
+        yield
+        return
+    task = asyncio.get_running_loop().create_task(
+        _renew_forever(limiter, charge, limiter.lease_ttl / 3), name="switchyard-lease-renewal"
+    )
+    try:
+        yield
+    finally:
+        task.cancel()
+
+
+async def _renew_forever(limiter: Limiter, charge: Charge, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        await limiter.renew(charge.key_id, charge.limits, charge.lease)
 
 
 @contextmanager

@@ -92,6 +92,16 @@ class LocalLimiter:
         if key is not None:
             key.leases.pop(lease, None)
 
+    @property
+    def lease_ttl(self) -> float:
+        return self._lease_ttl
+
+    async def renew(self, key_id: str, limits: Limits, lease: str) -> None:
+        key = self._keys.get(key_id)
+        if limits.concurrency is None or key is None or lease not in key.leases:
+            return
+        key.leases[lease] = self._clock() + self._lease_ttl
+
     async def close(self) -> None:
         self._keys.clear()
 

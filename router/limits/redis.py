@@ -74,6 +74,7 @@ class RedisLimiter:
         self._clock = clock
         self._admit = client.register_script(_script("admit.lua"))
         self._settle = client.register_script(_script("settle.lua"))
+        self._renew = client.register_script(_script("renew.lua"))
         self.errors = 0
         self._pending: dict[str, _Deferred] = {}
         self._flush_interval = flush_interval
@@ -123,6 +124,20 @@ class RedisLimiter:
     async def release(self, key_id: str, limits: Limits, lease: str) -> None:
         if limits.concurrency is not None:
             self._defer(key_id, limits).leases.append(lease)
+
+    @property
+    def lease_ttl(self) -> float:
+        return self._lease_ttl
+
+    async def renew(self, key_id: str, limits: Limits, lease: str) -> None:
+        if limits.concurrency is None:
+            return
+        args = [self._now(), self._lease_ttl, lease]
+        try:
+            async with asyncio.timeout(self._timeout * 4):
+                await self._renew(keys=[self.keys(key_id)[2]], args=args)
+        except _FAILURES as exc:  # the next renewal, well before expiry, tries again
+            self._report(exc, "renew")
 
     def _defer(self, key_id: str, limits: Limits) -> _Deferred:
         deferred = self._pending.get(key_id)

@@ -83,6 +83,16 @@ class Limiter(Protocol):
         """Return the concurrency lease taken by :meth:`admit`."""
         ...
 
+    @property
+    def lease_ttl(self) -> float:
+        """Seconds an unreleased lease holds its slot (a crashed router's leases expire)."""
+        ...
+
+    async def renew(self, key_id: str, limits: Limits, lease: str) -> None:
+        """Extend an open lease by ``lease_ttl`` from now: what outlives the ttl (a realtime
+        session) renews well before it ends. Never raises; a lease not open stays closed."""
+        ...
+
     async def close(self) -> None: ...
 
 

@@ -164,7 +164,7 @@ class Metrics:
                 m.retries.labels(model, reason)
                 for fallback in targets:
                     m.fallbacks.labels(model, fallback, reason)
-        for operation in ("admit", "flush"):
+        for operation in ("admit", "flush", "renew"):
             m.redis_errors.labels(operation)
 
     def bind_backend(self, model: str, backend: str) -> BackendMetrics:

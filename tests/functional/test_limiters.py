@@ -190,6 +190,31 @@ async def test_expired_leases_are_pruned(make, clock):
     assert not (await limiter.admit(KEY, limits, 0, "e")).allowed
 
 
+async def test_a_renewed_lease_outlives_its_ttl(make, clock):
+    limiter = make(lease_ttl=10)
+    assert limiter.lease_ttl == 10
+    limits = Limits(concurrency=1)
+    assert (await limiter.admit(KEY, limits, 0, "session")).allowed
+    for _ in range(3):  # a session an hour long renews every third of the ttl
+        clock.now += 4
+        await limiter.renew(KEY, limits, "session")
+    assert not (await limiter.admit(KEY, limits, 0, "other")).allowed
+    clock.now += 10  # no renewal for a whole ttl: the lease lapses, as a crashed router's
+    assert (await limiter.admit(KEY, limits, 0, "other")).allowed
+
+
+async def test_renewing_never_opens_a_lease(make, clock):
+    limiter = make(lease_ttl=10)
+    limits = Limits(concurrency=1)
+    assert (await limiter.admit(KEY, limits, 0, "a")).allowed
+    await limiter.release(KEY, limits, "a")
+    if isinstance(limiter, RedisLimiter):
+        await limiter.flush()  # the release is deferred to ride along; send it now
+    await limiter.renew(KEY, limits, "a")  # released: stays released
+    await limiter.renew(KEY, limits, "never-admitted")
+    assert (await limiter.admit(KEY, limits, 0, "b")).allowed
+
+
 async def test_limits_of_none_are_unlimited(make):
     limiter = make()
     for i in range(100):

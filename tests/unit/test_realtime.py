@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import orjson
 import pytest
 from aiohttp import WSMsgType
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from router.config import BackendConfig, ConfigError, parse_config
-from router.handlers.realtime import read_offer
+from router.handlers.limits import Charge
+from router.handlers.realtime import lease_kept, read_offer
+from router.limits import Limits, LocalLimiter
 from router.sessionstats import SessionStats
 from router.upstream.providers import endpoint_url
 from router.upstream.wsrelay import Ending, _client_ended, _relayable, response_done_usage
@@ -158,3 +162,39 @@ def test_session_stats_end_once() -> None:
         2,
     )
     assert "completed" in repr(stats)
+
+
+class RenewalsSeen(LocalLimiter):
+    """An in-process limiter that signals each renewal of its open lease."""
+
+    def __init__(self, wanted: int) -> None:
+        super().__init__(lease_ttl=0.03)  # renewed every 10 ms
+        self.renewals = 0
+        self._wanted = wanted
+        self.enough = asyncio.Event()
+
+    async def renew(self, key_id: str, limits: Limits, lease: str) -> None:
+        await super().renew(key_id, limits, lease)
+        self.renewals += 1
+        if self.renewals >= self._wanted:
+            self.enough.set()
+
+
+async def test_a_session_keeps_renewing_its_lease() -> None:
+    limiter = RenewalsSeen(wanted=3)
+    limits = Limits(concurrency=1)
+    assert (await limiter.admit("k", limits, 0, "session")).allowed
+    charge = Charge("k", limits, "session", 0, {})
+    with lease_kept(limiter, charge):
+        await asyncio.wait_for(limiter.enough.wait(), timeout=5)
+        # Ten ttls after admission, the lease still holds the key's one slot.
+        assert not (await limiter.admit("k", limits, 0, "other")).allowed
+    renewed = limiter.renewals
+    await asyncio.sleep(0)  # let the cancelled renewal task finish
+    assert limiter.renewals == renewed
+
+
+async def test_no_renewal_without_a_concurrency_limit() -> None:
+    limiter = RenewalsSeen(wanted=1)
+    with lease_kept(limiter, Charge("k", Limits(rpm=5), "x", 0, {})), lease_kept(limiter, None):
+        assert not [t for t in asyncio.all_tasks() if t.get_name() == "switchyard-lease-renewal"]
