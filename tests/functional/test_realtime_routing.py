@@ -21,6 +21,7 @@ from tests.functional.conftest import (
     make_config,
 )
 from tests.functional.realtime_client import converse, realtime_url, sdk, upgrade_headers
+from tests.functional.scrape import scrape
 from tests.functional.test_failover import closed_port_url
 
 METERED = "sk-test-realtime-metered-0123456789"
@@ -63,6 +64,9 @@ async def test_failover_when_the_upgrade_is_refused(
                 assert exchange.text.endswith("says: Hi")
     assert sorted(line["attempts"] for line in router.wait_access(2)) == [1, 2]
     assert len(fake_a.requests()) + len(fake_b.requests()) == 3
+    # The same forwarder as HTTP: the retry is counted, with its reason.
+    metrics = scrape(f"{router.url}/metrics")
+    assert metrics.sum("switchyard_retries_total", model="gpt-4o", reason="status_5xx") == 1
 
 
 def test_no_backend_answers_502_before_upgrade(start_router: RouterFactory) -> None:
@@ -164,6 +168,8 @@ async def test_fallback_model_serves_when_the_pool_is_down(
     assert request["query"] == {"model": "gpt-4o-mini"}
     (line,) = router.wait_access(1)
     assert (line["model"], line["served_model"], line["attempts"]) == ("gpt-4o", "gpt-4o-mini", 2)
+    fallbacks = scrape(f"{router.url}/metrics").sum("switchyard_fallbacks_total", model="gpt-4o")
+    assert fallbacks == 1
 
 
 async def test_a_client_that_vanishes_frees_its_session(
