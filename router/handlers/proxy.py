@@ -57,35 +57,29 @@ async def proxy(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
     metered = metrics.enabled
     ask_usage = stream and metered and metrics.stream_usage
     if principal.limits.empty:
-        return await _send(request, endpoint, chain, payload, body, None, metered, ask_usage)
+        payload, body, strip = _asking_usage(endpoint, payload, body, ask_usage)
+        return await _forward(request, endpoint, chain, payload, body, None, metered, strip)
     limiter = request.app[LIMITER]
     estimate = estimate_tokens(payload, body, endpoint, request.app[CONFIG].estimate)
     charge = await admit(limiter, principal, estimate, ctx.request_id, request.app.get(METRICS))
     try:
         ask_usage = ask_usage or (stream and charge.wants_usage)
-        return await _send(request, endpoint, chain, payload, body, charge, True, ask_usage)
+        payload, body, strip = _asking_usage(endpoint, payload, body, ask_usage)
+        return await _forward(request, endpoint, chain, payload, body, charge, True, strip)
     finally:
         await finish(limiter, charge)
 
 
-async def _send(
-    request: web.Request,
-    endpoint: Endpoint,
-    chain: tuple[Route, ...],
-    payload: dict[str, Any],
-    body: bytes,
-    charge: Charge | None,
-    count: bool,
-    ask_usage: bool,
-) -> web.StreamResponse:
-    """Forward, asking a chat stream for its usage chunk when ``ask_usage`` (it is removed
-    again before the client sees it, unless the client asked for it too)."""
-    if ask_usage and endpoint == "chat":
+def _asking_usage(
+    endpoint: Endpoint, payload: dict[str, Any], body: bytes, ask: bool
+) -> tuple[dict[str, Any], bytes, bool]:
+    """What goes upstream: with ``ask``, a chat stream asks for its usage chunk, and the last
+    item says the relay removes that chunk again (the client did not ask for it)."""
+    if ask and endpoint == "chat":
         asked = with_usage_requested(payload)
         if asked is not None:
-            body = orjson.dumps(asked)
-            return await _forward(request, endpoint, chain, asked, body, charge, True, strip=True)
-    return await _forward(request, endpoint, chain, payload, body, charge, count)
+            return asked, orjson.dumps(asked), True
+    return payload, body, False
 
 
 async def _forward(
@@ -96,8 +90,7 @@ async def _forward(
     body: bytes,
     charge: Charge | None,
     count: bool,
-    *,
-    strip: bool = False,
+    strip: bool,
 ) -> web.StreamResponse:
     """Forward (with retries and fallbacks), relay, and free the backend slot in one finally.
 
