@@ -22,6 +22,7 @@ class RequestContext:
     __slots__ = (
         "attempts",
         "backend",
+        "delivered",
         "endpoint",
         "first_token",
         "key_id",
@@ -51,6 +52,9 @@ class RequestContext:
         self.attempts = 0
         self.status = 0
         self.stream = False
+        # A stream's end (data: [DONE], response.completed) has been written to the client: a
+        # disconnect after that is the client being done, not a stream cut short.
+        self.delivered = False
         self.outcome = "completed"
         self.upstream_started: float | None = None
         self.upstream_first_byte: float | None = None

@@ -67,7 +67,8 @@ def edge(handler: Handler, endpoint: str = "", record: Recorder | None = None) -
             ctx.outcome = "error"
             response = error_response(_from_http_exception(exc), ctx.request_id)
         except asyncio.CancelledError:
-            ctx.status, ctx.outcome = 499, "client_disconnect"  # nginx's code for it
+            if not ctx.delivered:  # else the client left after the stream's end: completed
+                ctx.status, ctx.outcome = 499, "client_disconnect"  # nginx's code for it
             _done(ctx, request, record)
             raise
         except Exception:

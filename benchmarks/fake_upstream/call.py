@@ -75,6 +75,8 @@ class Call:
         if cut_after is not None:
             close_connection(self.request)
             return response
+        if self.fault.linger:  # the protocol's end is sent; the response is not over yet
+            await asyncio.sleep(self.fault.linger)
         await response.write_eof()
         return response
 

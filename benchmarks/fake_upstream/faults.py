@@ -10,6 +10,7 @@ instance with ``POST /_fake/faults``. Keys (all optional):
 ``cut_after``         stream: close the connection after N events; JSON: after half the body;
                       realtime: drop the connection after N server events
 ``drop``              close the connection without any response
+``linger``            stream: seconds to keep the response open after its last event
 ``close_code``        realtime: close the WebSocket with this code (after ``cut_after`` events,
                       by default right after ``session.created``) instead of dropping it
 ``close_reason``      realtime: the reason sent with ``close_code``
@@ -51,6 +52,7 @@ class Fault:
     retry_after: float | None = None
     cut_after: int | None = None
     drop: bool = False
+    linger: float = 0.0
     close_code: int | None = None
     close_reason: str = ""
 
@@ -69,6 +71,7 @@ class Fault:
             retry_after=_seconds(raw, "retry_after", param),
             cut_after=_count(raw, "cut_after", param),
             drop=bool(raw.get("drop", False)),
+            linger=_seconds(raw, "linger", param) or 0.0,
             close_code=_close_code(raw, param),
             close_reason=_text(raw, "close_reason", param),
         )

@@ -52,6 +52,7 @@ async def relay(
         ctx.upstream_done = reply.done
         return web.Response(status=reply.status, body=reply.body, headers=out_headers)
     ctx.stream = True
+    ctx.status = reply.status
     metrics = reply.backend.metrics
     if metrics is not None:
         metrics.open_streams.inc()
@@ -76,24 +77,29 @@ async def _stream(
     out = web.StreamResponse(status=reply.status, headers=headers)
     await out.prepare(request)
     try:
-        failure = await _pump(reply, out, _STREAM_ENDS[endpoint], tap)
+        failure = await _pump(reply, out, _STREAM_ENDS[endpoint], tap, ctx)
         if failure is not None:
             ctx.outcome = failure[0]
             await out.write(error_event(failure[1]))
     except ConnectionResetError:
-        ctx.outcome = "client_disconnect"
+        if not ctx.delivered:
+            ctx.outcome = "client_disconnect"
     return out
 
 
 async def _pump(
-    reply: Reply, out: web.StreamResponse, ends: tuple[bytes, ...], tap: StreamTap | None
+    reply: Reply,
+    out: web.StreamResponse,
+    ends: tuple[bytes, ...],
+    tap: StreamTap | None,
+    ctx: RequestContext,
 ) -> tuple[str, str] | None:
     """Forward events until the upstream ends; None if it ended as the protocol says."""
     name = reply.backend.name
     backend = reply.backend
     watch = IdleWatch(backend.loop, reply.response.content, backend.timeouts.idle)
     try:
-        complete = await _forward_events(reply, out, watch, ends, tap)
+        complete = await _forward_events(reply, out, watch, ends, tap, ctx)
     except TimeoutError:
         return "timeout", f"Backend {name} stopped sending in the middle of the stream."
     except aiohttp.ClientError:
@@ -111,6 +117,7 @@ async def _forward_events(
     watch: IdleWatch,
     ends: tuple[bytes, ...],
     tap: StreamTap | None,
+    ctx: RequestContext,
 ) -> bool:
     content = reply.response.content
     pending = b""
@@ -133,6 +140,7 @@ async def _forward_events(
             chunk = tap.feed(chunk)
         if chunk:
             await out.write(chunk)
+        ctx.delivered = complete  # the client has the protocol's end: whatever follows
         watch.idle()
 
 

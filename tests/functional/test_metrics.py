@@ -308,3 +308,25 @@ async def test_realtime_sessions_are_counted(start_router: RouterFactory, fake_a
     tokens = "switchyard_tokens_total"
     assert moved(before, after, tokens, **labels) == exchange.total_tokens
     assert moved(before, after, "switchyard_streams_total") == 0  # a session is no SSE stream
+
+
+def test_a_client_leaving_after_the_end_of_a_stream_completed_it(
+    sdk: tuple[RouterProcess, dict[str, openai.OpenAI]], fake_a: Fake
+) -> None:
+    """The SDK closes the connection once it reads [DONE]; the upstream still holds the response
+    open. The stream was delivered whole: completed and 200, not a disconnect."""
+    router, clients = sdk
+    before = metrics_of(router)
+    sent = len(router.access())
+    fake_a.fail_next({"linger": 5})
+    chunks = list(
+        clients[CLIENT_KEY].chat.completions.create(model="gpt-4o", messages=HELLO, stream=True)
+    )
+    assert chunks
+    assert fake_a.wait_cancelled(1, timeout=5)  # the router let go of the lingering upstream
+    (line,) = router.wait_access(sent + 1)[sent:]
+    assert (line["status"], line["outcome"]) == (200, "completed")
+    after = metrics_of(router)
+    assert moved(before, after, "switchyard_streams_total", outcome="completed") == 1
+    assert moved(before, after, "switchyard_streams_total") == 1
+    assert moved(before, after, REQUESTS, code="2xx", stream="true") == 1
