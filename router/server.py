@@ -56,9 +56,11 @@ async def serve(config: Config, *, reuse_port: bool = False) -> None:
         app[LIFECYCLE].draining = True
         log_event("draining", grace_seconds=config.server.drain_seconds)
     finally:
-        if metrics_runner is not None:
-            await metrics_runner.cleanup()
-        await runner.cleanup()
+        try:
+            await runner.cleanup()  # drains the API; metrics stay up until it is done
+        finally:
+            if metrics_runner is not None:
+                await metrics_runner.cleanup()
     log_event("stopped")
 
 

@@ -9,6 +9,7 @@ once ``wait_access`` sees the lines, the metrics are in.
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections.abc import Iterator
 from typing import Any
 
@@ -330,3 +331,28 @@ def test_a_client_leaving_after_the_end_of_a_stream_completed_it(
     assert moved(before, after, "switchyard_streams_total", outcome="completed") == 1
     assert moved(before, after, "switchyard_streams_total") == 1
     assert moved(before, after, REQUESTS, code="2xx", stream="true") == 1
+
+
+def test_metrics_stay_up_while_the_api_drains(start_router: RouterFactory, fake_a: Fake) -> None:
+    router = start_router(one_pool_config(fake_a, metrics={"port": 0}))
+    with router.changed:
+        router.changed.wait_for(lambda: _metrics_url(router) is not None, 10)
+    url = _metrics_url(router)
+    assert url is not None
+    fake_a.fail_always({"chunk_delay": 0.05})
+    body = {"model": "gpt-4o", "messages": HELLO, "stream": True, "fake": {"words": 20}}
+    auth = {"Authorization": f"Bearer {CLIENT_KEY}"}
+    with httpx.stream(
+        "POST", f"{router.base_url}/chat/completions", json=body, headers=auth, timeout=30
+    ) as response:
+        chunks = response.iter_bytes()
+        next(chunks)
+        router.process.send_signal(signal.SIGTERM)
+        with router.changed:
+            router.changed.wait_for(
+                lambda: any(r.get("msg") == "draining" for r in router.records()), 10
+            )
+        # The API takes no new connections; the open stream is still being counted.
+        assert scrape(url).sum("switchyard_open_streams") == 1
+        b"".join(chunks)
+    assert router.process.wait(15) == 0
