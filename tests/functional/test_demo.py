@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -16,19 +15,13 @@ import openai
 import pytest
 
 from tests.functional.router_process import READY_TIMEOUT, REPO_ROOT
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from tests.redis_server import free_port
 
 
 @pytest.fixture
 def demo() -> Iterator[tuple[str, list[str]]]:
     """The demo on a free router port (its fakes keep their fixed 9101 and 9102)."""
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHYARD_")}
     process = subprocess.Popen(
         [sys.executable, "-m", "router", "demo", "--port", str(port)],

@@ -8,7 +8,6 @@ be valid and return data. Waiting is polling Prometheus for what it has ingested
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -32,6 +31,7 @@ from tests.functional.conftest import (
     two_backend_models,
 )
 from tests.functional.router_process import REPO_ROOT
+from tests.redis_server import free_port
 
 DASHBOARD = REPO_ROOT / "deploy" / "grafana" / "dashboards" / "switchyard.json"
 HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Hello"}]
@@ -56,13 +56,6 @@ def concrete(expr: str) -> str:
     return expr.replace("$__rate_interval", "30s").replace("$model", ".*")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @contextmanager
 def prometheus(target: str, directory: Path) -> Iterator[httpx.Client]:
     binary = shutil.which("prometheus")
@@ -73,7 +66,7 @@ def prometheus(target: str, directory: Path) -> Iterator[httpx.Client]:
     }
     config_file = directory / "prometheus.yml"
     config_file.write_text(yaml.safe_dump(config))
-    address = f"127.0.0.1:{_free_port()}"
+    address = f"127.0.0.1:{free_port()}"
     args = [
         binary,
         f"--config.file={config_file}",
