@@ -1,0 +1,217 @@
+"""An upstream response: status and headers, then the body as it arrives, with back-pressure.
+
+The connection's parser pushes into the :class:`Response` (it is the parser's sink); the router
+pulls with :meth:`Response.read` (a JSON body, whole) or :meth:`Response.next_chunk` (a stream,
+chunk by chunk as the upstream sent them: no re-chunking, no waiting for more). A stream's
+buffer is bounded: past ``HIGH_WATER`` bytes the connection stops reading from the socket, so
+a slow client slows the upstream through TCP instead of growing the router's memory; reading
+resumes under ``LOW_WATER`` (asyncio's own flow-control pair, and aiohttp's 64 KiB limit).
+
+Limits, all on one :class:`~router.upstream.http.timer.LazyTimer`: the first byte of the head
+(``first_byte``), the longest silence while the reader waits for body bytes (``first_byte`` for
+a body read whole, as aiohttp's ``sock_read`` did; ``idle`` between a stream's chunks), and
+``total``. Time the reader spends elsewhere (writing to a slow client) is never silence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from router.upstream.http.errors import BrokenBodyError, ReadTimeout
+from router.upstream.http.timer import LazyTimer
+
+if TYPE_CHECKING:
+    from router.upstream.http.connection import Connection
+
+HIGH_WATER = 64 * 1024
+LOW_WATER = 16 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Seconds: connect (pool wait included), first byte, idle gap of a stream, total."""
+
+    connect: float = 10.0
+    first_byte: float = 300.0
+    idle: float = 60.0
+    total: float | None = 900.0
+
+
+class Response:
+    """One response. Call :meth:`close` when done with it (idempotent): a body not read to its
+    end costs the connection, a body read whole has already given it back."""
+
+    __slots__ = (
+        "_chunks",
+        "_conn",
+        "_ended",
+        "_error",
+        "_gap",
+        "_limits",
+        "_loop",
+        "_size",
+        "_stamp",
+        "_timer",
+        "_total_at",
+        "_waiter",
+        "_whole",
+        "headers",
+        "status",
+    )
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, limits: Limits, started: float) -> None:
+        self._loop = loop
+        self._limits = limits
+        self._total_at = started + limits.total if limits.total is not None else math.inf
+        self._timer = LazyTimer(loop, self._expire)
+        self._conn: Connection | None = None
+        self._chunks: deque[bytes] = deque()
+        self._size = 0
+        self._ended = False
+        self._error: BaseException | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._whole = False
+        self._stamp = started
+        self._gap = limits.idle
+        self.status = 0  # until the head arrives
+        self.headers: dict[str, str] = {}  # lower-case names; repeated headers joined by ", "
+
+    # The client's side.
+
+    def attach(self, conn: Connection) -> None:
+        """The request was written on ``conn``: wait for the head."""
+        self._conn = conn
+        self._stamp = now = self._loop.time()
+        # The idle gap (<= first_byte) first: a stream's silence must be caught that early,
+        # and before the head the expiry postpones itself to the first-byte deadline.
+        self._timer.set(min(now + min(self._limits.idle, self._limits.first_byte), self._total_at))
+
+    async def head(self) -> None:
+        """Wait for the status and headers."""
+        while not self.status:
+            if self._error is not None:
+                raise self._error
+            await self._wait()
+
+    # The parser's side (the wire.Sink protocol).
+
+    def on_head(self, status: int, headers: dict[str, str]) -> None:
+        self.status = status
+        self.headers = headers
+        self._wake()
+
+    def on_data(self, data: bytes) -> None:
+        self._chunks.append(data)
+        self._size += len(data)
+        if self._waiter is not None:
+            self._stamp = self._loop.time()
+            self._wake()
+        elif self._size > HIGH_WATER and not self._whole and self._conn is not None:
+            self._conn.pause()
+
+    def on_end(self, keep_alive: bool) -> None:
+        self._ended = True
+        self._timer.cancel()
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.finished(keep_alive)
+        self._wake()
+
+    def fail(self, exc: BaseException) -> None:
+        """The exchange broke: the next read raises ``exc`` (after the bytes already in)."""
+        if self._ended or self._error is not None:
+            return
+        self._error = exc
+        self._drop_connection()
+        self._wake()
+
+    # The reader's side.
+
+    async def read(self) -> bytes:
+        """The whole body."""
+        self._whole = True
+        self._gap = self._limits.first_byte
+        if self._conn is not None:
+            self._conn.resume()
+        while not self._ended:
+            if self._error is not None:
+                raise self._error
+            self._stamp = self._loop.time()
+            await self._wait()
+        chunks = self._chunks
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        self._size = 0
+        return data
+
+    async def next_chunk(self) -> bytes:
+        """The next piece of the body as the upstream sent it; ``b""`` at its end."""
+        chunks = self._chunks
+        while not chunks:
+            if self._error is not None:
+                raise self._error
+            if self._ended:
+                return b""
+            self._stamp = self._loop.time()
+            await self._wait()
+        chunk = chunks.popleft()
+        self._size -= len(chunk)
+        if self._size <= LOW_WATER and self._conn is not None:
+            self._conn.resume()
+        return chunk
+
+    @property
+    def complete(self) -> bool:
+        """The body has been received to its end."""
+        return self._ended
+
+    def close(self) -> None:
+        """Done with it: an unfinished exchange drops its connection."""
+        if not self._ended and self._error is None:
+            self._error = BrokenBodyError("the response was closed before its end")
+        self._drop_connection()
+        self._chunks.clear()
+        self._size = 0
+
+    def _drop_connection(self) -> None:
+        self._timer.cancel()
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.abandon()
+
+    async def _wait(self) -> None:
+        waiter = self._waiter = self._loop.create_future()
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _expire(self) -> None:
+        now = self._loop.time()
+        if now >= self._total_at:
+            self.fail(ReadTimeout("the upstream took longer than the total limit"))
+        elif not self.status:
+            first_byte_at = self._stamp + self._limits.first_byte
+            if now < first_byte_at:
+                self._timer.set(min(first_byte_at, self._total_at))
+            else:
+                self.fail(ReadTimeout("no response from the upstream in time"))
+        elif self._waiter is None:  # the reader is busy elsewhere: not the upstream's silence
+            self._timer.set(min(now + self._gap, self._total_at))
+        elif now < self._stamp + self._gap:
+            self._timer.set(min(self._stamp + self._gap, self._total_at))
+        else:
+            self.fail(ReadTimeout("the upstream stopped sending"))
+
+    def __repr__(self) -> str:
+        state = "ended" if self._ended else "failed" if self._error else "open"
+        return f"<Response {self.status} {state} buffered={self._size}>"

@@ -1,0 +1,156 @@
+"""HTTP/1.1 on the wire, without I/O (the h11 way): request bytes out, response events in.
+
+:func:`encode_request` writes a request head and body as one ``bytes``. :class:`ResponseReader`
+feeds received bytes to llhttp (``httptools``, the parser uvicorn uses) and reports the final
+response to a :class:`Sink`: its head, its body as it arrives (decoded if the upstream
+compressed it unasked), its end and whether the connection may be reused. Interim 1xx answers
+are skipped (RFC 9110 §15.2: a client must be able to parse one it did not expect), chunk
+extensions are ignored, trailers are read and dropped.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Mapping
+from typing import Protocol
+
+import httptools
+
+from router.upstream.http.errors import BrokenBodyError, ProtocolError
+
+# Codings an upstream may use even though the router asks for identity; others pass through.
+_DECODED = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+
+
+def encode_request(
+    method: str, target: str, host: str, headers: Mapping[str, str], body: bytes
+) -> bytes:
+    """One request as bytes: the head (Host, Content-Length, then ``headers``) and the body.
+
+    Keep-alive is HTTP/1.1's default, so no Connection header. ``Accept-Encoding: identity``
+    unless ``headers`` name one: the router reads usage out of bodies and hands them on as
+    they are, so it asks for them uncompressed."""
+    lines = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
+    # Each header adds exactly one CR and one LF: any other is an injected line.
+    if lines.count("\n") != len(headers) or lines.count("\r") != len(headers):
+        raise ValueError("a header name or value holds a line break")
+    if "accept-encoding" not in (name.lower() for name in headers):
+        lines += "Accept-Encoding: identity\r\n"
+    head = (
+        f"{method} {target} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len(body)}\r\n{lines}\r\n"
+    )
+    return head.encode("utf-8", "surrogateescape") + body
+
+
+class Sink(Protocol):
+    """Where a :class:`ResponseReader` reports the response it parses."""
+
+    def on_head(self, status: int, headers: dict[str, str]) -> None: ...
+
+    def on_data(self, data: bytes) -> None: ...
+
+    def on_end(self, keep_alive: bool) -> None: ...
+
+
+class ResponseReader:
+    """Parses the responses of one connection, one after another."""
+
+    __slots__ = ("_decoder", "_headers", "_interim", "_parser", "_sink", "in_body", "until_eof")
+
+    def __init__(self) -> None:
+        self._parser = httptools.HttpResponseParser(self)
+        self._sink: Sink | None = None
+        self._headers: dict[str, str] = {}
+        self._interim = False
+        self._decoder: zlib._Decompress | None = None
+        self.in_body = False  # the final head arrived, its body has not ended
+        self.until_eof = False  # that body has no length: it ends when the peer closes
+
+    def start(self, sink: Sink) -> None:
+        """Expect the response to a request just sent."""
+        self._sink = sink
+        self._headers = {}
+        self._decoder = None
+        self.in_body = self.until_eof = False
+
+    def feed(self, data: bytes) -> None:
+        """Parse received bytes; raise ProtocolError (head) or BrokenBodyError (body)."""
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            raise ProtocolError("unexpected protocol upgrade") from None
+        except httptools.HttpParserCallbackError as exc:
+            # One of ours (a corrupt compressed body, a sink's own error), wrapped by httptools.
+            cause = exc.__context__
+            raise (cause if cause is not None else exc) from None
+        except httptools.HttpParserError as exc:
+            if self.in_body:
+                raise BrokenBodyError(f"malformed body: {exc}") from None
+            raise ProtocolError(f"malformed response: {exc}") from None
+
+    def eof(self) -> None:
+        """The peer closed: that ends a body without a length; any other body is cut."""
+        if not self.in_body:
+            return
+        if not self.until_eof:
+            raise BrokenBodyError("the body ended before its length or last chunk")
+        self._end(keep_alive=False)
+
+    # llhttp callbacks (httptools looks them up by name once, at construction).
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self.in_body:  # a trailer: read and dropped
+            return
+        key = name.decode("latin-1").lower()
+        text = value.decode("latin-1")
+        headers = self._headers
+        headers[key] = f"{headers[key]}, {text}" if key in headers else text
+
+    def on_headers_complete(self) -> None:
+        status = self._parser.get_status_code()
+        if status < 200:  # an interim answer: the final one follows on the same connection
+            self._interim = True
+            self._headers = {}
+            return
+        headers = self._headers
+        self.in_body = True
+        self.until_eof = not self._parser.should_keep_alive() and not (
+            "content-length" in headers or "transfer-encoding" in headers
+        )
+        coding = headers.get("content-encoding")
+        if coding is not None and coding.lower() in _DECODED:
+            self._decoder = zlib.decompressobj(_DECODED[coding.lower()])
+            del headers["content-encoding"]
+            headers.pop("content-length", None)  # the length of what we no longer hand on
+        assert self._sink is not None
+        self._sink.on_head(status, headers)
+
+    def on_body(self, body: bytes) -> None:
+        assert self._sink is not None
+        if self._decoder is None:
+            self._sink.on_data(body)
+            return
+        try:
+            data = self._decoder.decompress(body)
+        except zlib.error:
+            raise BrokenBodyError("the compressed body is corrupt") from None
+        if data:
+            self._sink.on_data(data)
+
+    def on_message_complete(self) -> None:
+        if self._interim:
+            self._interim = False
+            return
+        self._end(self._parser.should_keep_alive())
+
+    def _end(self, keep_alive: bool) -> None:
+        sink, self._sink = self._sink, None
+        self.in_body = False
+        assert sink is not None
+        if self._decoder is not None:
+            if not self._decoder.eof:
+                raise BrokenBodyError("the compressed body is cut")
+            rest = self._decoder.flush()
+            if rest:
+                sink.on_data(rest)
+        sink.on_end(keep_alive)

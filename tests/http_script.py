@@ -1,0 +1,96 @@
+"""Scripted HTTP peers on loopback for the upstream client's wire tests.
+
+Each accepted connection runs the test's script with a :class:`Peer`, which reads requests and
+writes exact bytes (httpcore's ``AsyncMockBackend`` and mitmproxy's ``Playbook``, on real
+sockets). Nothing here parses HTTP beyond finding a request's end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Awaitable, Callable
+
+Script = Callable[["Peer"], Awaitable[None]]
+
+
+class Peer:
+    """One connection accepted by a :class:`ScriptedServer`."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    async def request(self) -> bytes:
+        """The next request, head and body; ``b""`` if the client closed instead."""
+        try:
+            head = await self.reader.readuntil(b"\r\n\r\n")
+        except asyncio.IncompleteReadError:
+            return b""
+        length = 0
+        for line in head.split(b"\r\n"):
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        return head + await self.reader.readexactly(length)
+
+    async def send(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def closed_by_client(self) -> bool:
+        """Wait for the client to close; True if it did without sending anything more."""
+        return await self.reader.read(1) == b""
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class ScriptedServer:
+    """Runs ``script`` for every connection; counts connections and keeps the requests."""
+
+    def __init__(
+        self, script: Script, *, host: str = "127.0.0.1", tls: ssl.SSLContext | None = None
+    ) -> None:
+        self._script = script
+        self._host = host
+        self._tls = tls
+        self.connections = 0
+        self.peers: list[Peer] = []
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return int(self._server.sockets[0].getsockname()[1])
+
+    def url(self, scheme: str = "http", name: str | None = None) -> str:
+        host = name or (f"[{self._host}]" if ":" in self._host else self._host)
+        return f"{scheme}://{host}:{self.port}"
+
+    async def __aenter__(self) -> ScriptedServer:
+        self._server = await asyncio.start_server(self._serve, self._host, 0, ssl=self._tls)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for peer in self.peers:
+            peer.writer.transport.abort()  # every script's read or write now fails: it ends
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=10)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        peer = Peer(reader, writer)
+        self.peers.append(peer)
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            await self._script(peer)
+        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
+            pass
+        finally:
+            self._tasks.discard(task)
