@@ -8,8 +8,11 @@ sockets). Nothing here parses HTTP beyond finding a request's end.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+
+import uvloop
 
 Script = Callable[["Peer"], Awaitable[None]]
 
@@ -20,6 +23,7 @@ class Peer:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
+        self.requests: list[bytes] = []
 
     async def request(self) -> bytes:
         """The next request, head and body; ``b""`` if the client closed instead."""
@@ -32,7 +36,9 @@ class Peer:
             name, _, value = line.partition(b":")
             if name.strip().lower() == b"content-length":
                 length = int(value)
-        return head + await self.reader.readexactly(length)
+        request = head + await self.reader.readexactly(length)
+        self.requests.append(request)
+        return request
 
     async def send(self, data: bytes) -> None:
         self.writer.write(data)
@@ -94,3 +100,13 @@ class ScriptedServer:
             pass
         finally:
             self._tasks.discard(task)
+
+
+def on_uvloop(test: Callable[..., Coroutine[None, None, None]]) -> Callable[..., None]:
+    """Run an async test on uvloop, the router's loop (its transports are not asyncio's)."""
+
+    @functools.wraps(test)
+    def run(*args: object, **kwargs: object) -> None:
+        uvloop.run(test(*args, **kwargs))
+
+    return run

@@ -115,7 +115,7 @@ class Connection(asyncio.Protocol):
         """The response ended: back to the pool, reusable if both sides allow it."""
         self.response = None
         self.resume()
-        if self._tls is not None and keep_alive:
+        if self._tls is not None:
             context, server_name = self._tls
             self._tls = None  # once per connection: after its first answer, tickets are in
             assert self.transport is not None

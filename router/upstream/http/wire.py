@@ -59,6 +59,9 @@ class ResponseReader:
 
     def __init__(self) -> None:
         self._parser = httptools.HttpResponseParser(self)
+        # RFC 9112 §7.1.1 allows whitespace before a chunk extension's ";" (BWS); llhttp only
+        # accepts it leniently. A client reading its own upstream has no smuggling to fear.
+        self._parser.set_dangerous_leniencies(lenient_spaces_after_chunk_size=True)
         self._sink: Sink | None = None
         self._headers: dict[str, str] = {}
         self._interim = False
@@ -122,7 +125,8 @@ class ResponseReader:
             self._decoder = zlib.decompressobj(_DECODED[coding.lower()])
             del headers["content-encoding"]
             headers.pop("content-length", None)  # the length of what we no longer hand on
-        assert self._sink is not None
+        if self._sink is None:  # an answer to no request: the connection is out of step
+            raise ProtocolError("a response nobody asked for")
         self._sink.on_head(status, headers)
 
     def on_body(self, body: bytes) -> None:

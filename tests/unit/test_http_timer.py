@@ -1,0 +1,81 @@
+"""The upstream client's one-timer-per-request and its DNS cache."""
+
+from __future__ import annotations
+
+import asyncio
+
+from router.upstream.http.dns import Address, Resolver
+from router.upstream.http.timer import LazyTimer
+from tests.http_script import on_uvloop
+
+
+@on_uvloop
+async def test_a_later_deadline_keeps_the_armed_handle_and_still_expires_late() -> None:
+    loop = asyncio.get_running_loop()
+    fired: list[float] = []
+    done = asyncio.Event()
+
+    def expire() -> None:
+        fired.append(loop.time())
+        done.set()
+
+    timer = LazyTimer(loop, expire)
+    start = loop.time()
+    timer.set(start + 0.05)
+    handle = timer._handle
+    timer.set(start + 0.15)  # later: only a float is written
+    assert timer._handle is handle
+    await asyncio.wait_for(done.wait(), 20)
+    assert fired[0] >= start + 0.15
+
+
+@on_uvloop
+async def test_an_earlier_deadline_rearms_and_cancel_stops_it() -> None:
+    loop = asyncio.get_running_loop()
+    fired: list[float] = []
+    done = asyncio.Event()
+
+    def expire() -> None:
+        fired.append(loop.time())
+        done.set()
+
+    timer = LazyTimer(loop, expire)
+    timer.set(loop.time() + 60)
+    timer.set(loop.time() + 0.01)
+    await asyncio.wait_for(done.wait(), 20)
+    timer.set(loop.time() + 0.01)
+    timer.cancel()
+    await asyncio.sleep(0.05)
+    assert len(fired) == 1
+    assert "off" in repr(timer)
+
+
+class CountingResolver(Resolver):
+    def __init__(self, loop: asyncio.AbstractEventLoop, ttl: float) -> None:
+        super().__init__(loop, ttl)
+        self.lookups = 0
+
+    async def _lookup(self, host: str, port: int) -> list[Address]:
+        self.lookups += 1
+        await asyncio.sleep(0.01)
+        return await super()._lookup(host, port)
+
+
+@on_uvloop
+async def test_resolver_caches_per_host_and_shares_concurrent_lookups() -> None:
+    resolver = CountingResolver(asyncio.get_running_loop(), ttl=300)
+    answers = await asyncio.gather(*(resolver.resolve("localhost", 80) for _ in range(5)))
+    assert resolver.lookups == 1
+    assert all(answer == answers[0] for answer in answers)
+    assert (await resolver.resolve("::1", 443))[0][1] == "::1"
+    assert resolver.lookups == 2
+    await resolver.resolve("localhost", 80)
+    assert resolver.lookups == 2
+
+
+@on_uvloop
+async def test_resolver_asks_again_after_the_ttl() -> None:
+    resolver = CountingResolver(asyncio.get_running_loop(), ttl=0)
+    await resolver.resolve("127.0.0.1", 80)
+    await resolver.resolve("127.0.0.1", 80)
+    assert resolver.lookups == 2

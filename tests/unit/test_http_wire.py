@@ -1,0 +1,163 @@
+"""The sans-IO half of the upstream client: request bytes out, response events in."""
+
+from __future__ import annotations
+
+import gzip
+
+import pytest
+
+from router.upstream.http.errors import BrokenBodyError, ProtocolError
+from router.upstream.http.wire import ResponseReader, encode_request
+
+
+class Recorder:
+    """A Sink that writes down what the reader reports."""
+
+    def __init__(self) -> None:
+        self.status = 0
+        self.headers: dict[str, str] = {}
+        self.body = b""
+        self.chunks: list[bytes] = []
+        self.ended: bool | None = None  # keep_alive, once ended
+
+    def on_head(self, status: int, headers: dict[str, str]) -> None:
+        self.status, self.headers = status, headers
+
+    def on_data(self, data: bytes) -> None:
+        self.chunks.append(data)
+        self.body += data
+
+    def on_end(self, keep_alive: bool) -> None:
+        self.ended = keep_alive
+
+
+def parse(*pieces: bytes, eof: bool = False) -> Recorder:
+    reader = ResponseReader()
+    sink = Recorder()
+    reader.start(sink)
+    for piece in pieces:
+        reader.feed(piece)
+    if eof:
+        reader.eof()
+    return sink
+
+
+def bytewise(data: bytes) -> list[bytes]:
+    return [data[i : i + 1] for i in range(len(data))]
+
+
+def test_request_head_has_host_length_and_asks_for_identity() -> None:
+    data = encode_request("POST", "/v1/chat?x=1", "api.example:8443", {"X-A": "1"}, b"{}")
+    assert data == (
+        b"POST /v1/chat?x=1 HTTP/1.1\r\nHost: api.example:8443\r\nContent-Length: 2\r\n"
+        b"X-A: 1\r\nAccept-Encoding: identity\r\n\r\n{}"
+    )
+
+
+def test_request_keeps_an_accept_encoding_it_is_given() -> None:
+    data = encode_request("POST", "/", "h", {"accept-encoding": "gzip"}, b"")
+    assert b"identity" not in data
+    assert b"accept-encoding: gzip\r\n" in data
+
+
+@pytest.mark.parametrize("value", ["a\r\nX-Injected: 1", "a\nb", "a\rb"])
+def test_request_refuses_line_breaks_in_headers(value: str) -> None:
+    with pytest.raises(ValueError, match="line break"):
+        encode_request("POST", "/", "h", {"User-Agent": value}, b"")
+
+
+def test_head_fed_one_byte_at_a_time() -> None:
+    raw = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Two: a\r\nx-two: b\r\n"
+    raw += b"Content-Length: 5\r\n\r\nhello"
+    sink = parse(*bytewise(raw))
+    assert sink.status == 200
+    assert sink.headers["content-type"] == "text/plain"
+    assert sink.headers["x-two"] == "a, b"
+    assert sink.body == b"hello"
+    assert sink.ended is True
+
+
+def test_chunked_with_extensions_and_trailers() -> None:
+    raw = (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b'5;name=value;flag\r\nhello\r\n6 ;quoted="a b"\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n'
+    )
+    for pieces in ([raw], bytewise(raw)):
+        sink = parse(*pieces)
+        assert sink.body == b"hello world"
+        assert sink.ended is True
+        assert "x-trailer" not in sink.headers
+
+
+def test_interim_answers_are_skipped() -> None:
+    raw = (
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
+        b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok"
+    )
+    sink = parse(raw)
+    assert sink.status == 201
+    assert "link" not in sink.headers
+    assert sink.body == b"ok"
+
+
+def test_connection_close_and_http10_end_keep_alive() -> None:
+    close = parse(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+    old = parse(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n")
+    assert close.ended is False
+    assert old.ended is False
+
+
+def test_body_without_length_ends_at_eof() -> None:
+    sink = parse(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nab", b"cd", eof=True)
+    assert sink.body == b"abcd"
+    assert sink.ended is False
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello",
+    ],
+    ids=["mid-chunk", "before-last-chunk", "short-of-length"],
+)
+def test_a_cut_body_is_an_error(raw: bytes) -> None:
+    with pytest.raises(BrokenBodyError):
+        parse(raw, eof=True)
+
+
+def test_malformed_head_and_malformed_chunk() -> None:
+    with pytest.raises(ProtocolError):
+        parse(b"HTTP/1.1 2x0 OK\r\n\r\n")
+    with pytest.raises(BrokenBodyError):
+        parse(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
+
+
+def test_an_unasked_gzip_body_is_decoded_once() -> None:
+    packed = gzip.compress(b'{"usage": 1}')
+    raw = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(packed)
+    sink = parse(*bytewise(raw + packed))
+    assert sink.body == b'{"usage": 1}'
+    assert "content-encoding" not in sink.headers
+    assert "content-length" not in sink.headers
+
+
+def test_other_codings_pass_through_labelled() -> None:
+    sink = parse(b"HTTP/1.1 200 OK\r\nContent-Encoding: br\r\nContent-Length: 3\r\n\r\nxyz")
+    assert sink.body == b"xyz"
+    assert sink.headers["content-encoding"] == "br"
+
+
+def test_a_corrupt_gzip_body_is_a_broken_body() -> None:
+    raw = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 4\r\n\r\nnope"
+    with pytest.raises(BrokenBodyError):
+        parse(raw)
+
+
+def test_a_response_nobody_asked_for_is_refused() -> None:
+    reader = ResponseReader()
+    reader.start(Recorder())
+    reader.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na")
+    with pytest.raises(ProtocolError):
+        reader.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb")
