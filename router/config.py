@@ -97,11 +97,26 @@ class Timeouts(_Strict):
 
     @model_validator(mode="after")
     def _idle_within_first_byte(self) -> Timeouts:
-        # aiohttp's socket-read limit is first_byte for the whole answer; the idle limit of a
-        # stream tightens it, it cannot loosen it.
+        # first_byte is also the longest silence within a body read whole; the idle limit of
+        # a stream tightens it, it cannot loosen it.
         if self.idle > self.first_byte:
             raise ValueError("idle must not be longer than first_byte")
         return self
+
+
+class TlsConfig(_Strict):
+    """How a backend's certificate is checked: against the system store unless ``ca_file``
+    names a PEM bundle; ``verify: false`` checks nothing (a warning is logged at start)."""
+
+    ca_file: str | None = None
+    verify: bool = True
+
+    @field_validator("ca_file")
+    @classmethod
+    def _readable(cls, value: str | None) -> str | None:
+        if value is not None and not Path(value).is_file():
+            raise ValueError("no such file")
+        return value
 
 
 class BackendConfig(_Strict):
@@ -117,6 +132,23 @@ class BackendConfig(_Strict):
     deployment: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     timeouts: Timeouts = Timeouts()
+    tls: TlsConfig = TlsConfig()
+    # An egress proxy, http://[user:pass@]host:port: HTTPS goes through it with CONNECT, plain
+    # HTTP as absolute-URI requests. A secret, like api_key: it may hold the proxy's password.
+    proxy: SecretStr | None = None
+
+    @field_validator("proxy")
+    @classmethod
+    def _is_proxy_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        try:
+            url = URL(value.get_secret_value())
+        except (ValueError, TypeError):
+            raise ValueError("not a URL") from None
+        if url.scheme != "http" or not url.host:
+            raise ValueError("not an http:// proxy URL")  # never echo it: it may hold a password
+        return value
 
     @field_validator("url")
     @classmethod

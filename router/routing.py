@@ -8,6 +8,7 @@ grow with the number of models or backends.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from collections.abc import Iterator, Mapping
@@ -18,7 +19,8 @@ from router.auth import Principal
 from router.config import ENDPOINTS, Config, Endpoint, ModelConfig
 from router.errors import InvalidRequest, ModelNotFound
 from router.metrics import Metrics
-from router.upstream.backend import Backend, make_session
+from router.upstream.backend import Backend, make_client, make_session, tls_context
+from router.upstream.http import Resolver
 
 _ENDPOINT_PATHS: dict[Endpoint, str] = {
     "chat": "/v1/chat/completions",
@@ -56,6 +58,7 @@ class RouteTable:
         )
         self.backends: list[Backend] = []
         self._metrics = metrics
+        self._resolver = Resolver(asyncio.get_running_loop())  # one DNS cache for all backends
         self._routes: dict[tuple[Endpoint, str], Route] = {}
         self._fallbacks = {model_id: model.fallbacks for model_id, model in config.models.items()}
         for model_id, model in config.models.items():
@@ -65,16 +68,19 @@ class RouteTable:
 
     def _add_model(self, model_id: str, model: ModelConfig, rng: random.Random) -> None:
         metrics = self._metrics
-        backends = [
-            Backend(
-                cfg,
-                model_id,
-                self._policy,
-                make_session(cfg),
-                metrics.bind_backend(model_id, cfg.name) if metrics is not None else None,
+        backends = []
+        for cfg in model.backends:
+            tls = tls_context(cfg)
+            backends.append(
+                Backend(
+                    cfg,
+                    model_id,
+                    self._policy,
+                    make_client(cfg, self._resolver, tls),
+                    make_session(cfg, tls),
+                    metrics.bind_backend(model_id, cfg.name) if metrics is not None else None,
+                )
             )
-            for cfg in model.backends
-        ]
         self.backends += backends
         for endpoint in ENDPOINTS:
             serving = [b for b in backends if endpoint in b.urls]
@@ -119,7 +125,7 @@ class RouteTable:
 
     async def close(self) -> None:
         for backend in self.backends:
-            await backend.session.close()
+            await backend.close()
 
     def __repr__(self) -> str:
         return f"<RouteTable {len(self._fallbacks)} models, {len(self._routes)} routes>"

@@ -3,34 +3,80 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Awaitable
 
 import aiohttp
-from aiohttp.client import _RequestContextManager
 from yarl import URL
 
 from balancers import BackendState, HealthPolicy
 from router.config import BackendConfig, Endpoint
 from router.metrics import BackendMetrics
+from router.upstream.http import (
+    HttpClient,
+    Limits,
+    Resolver,
+    UpstreamClient,
+    UpstreamResponse,
+    client_context,
+)
+from router.upstream.http.tls import ResumingContext
 from router.upstream.providers import credential_headers, endpoint_url, upstream_model
 
+logger = logging.getLogger("switchyard")
 
-def make_session(config: BackendConfig) -> aiohttp.ClientSession:
-    """A keep-alive pool for one backend, sized by its ``max_inflight``."""
+
+def tls_context(config: BackendConfig) -> ResumingContext | None:
+    """The backend's TLS context (None for plain HTTP); ``verify: false`` is warned about."""
+    if URL(config.url).scheme != "https":  # wss:// for realtime follows https:// too
+        return None
+    if not config.tls.verify:
+        logger.warning(
+            "backend %s: TLS certificate verification is off (tls.verify: false)", config.name
+        )
+    return client_context(ca_file=config.tls.ca_file, verify=config.tls.verify)
+
+
+def make_client(
+    config: BackendConfig, resolver: Resolver, tls: ResumingContext | None
+) -> UpstreamClient:
+    """The backend's HTTP client: a keep-alive pool sized by its ``max_inflight``."""
+    timeouts = config.timeouts
+    limits = Limits(
+        connect=timeouts.connect,
+        first_byte=timeouts.first_byte,
+        idle=timeouts.idle,
+        total=timeouts.total,
+    )
+    return HttpClient(
+        config.url,
+        limit=config.max_inflight,
+        limits=limits,
+        resolver=resolver,
+        tls=tls,
+        proxy=config.proxy.get_secret_value() if config.proxy is not None else None,
+    )
+
+
+def make_session(config: BackendConfig, tls: ResumingContext | None) -> aiohttp.ClientSession:
+    """aiohttp's client, for realtime WebSocket dials only: same TLS and egress proxy."""
     connector = aiohttp.TCPConnector(
         limit=config.max_inflight,
         limit_per_host=0,
         ttl_dns_cache=300,
         keepalive_timeout=30,
+        ssl=tls if tls is not None else True,
     )
+    proxy = config.proxy.get_secret_value() if config.proxy is not None else None
     # trust_env=False: proxy variables of the router's host must not redirect upstream traffic.
-    return aiohttp.ClientSession(connector=connector, trust_env=False)
+    return aiohttp.ClientSession(connector=connector, trust_env=False, proxy=proxy)
 
 
 class Backend:
     """The router's view of an upstream backend: its URLs, credential, timeouts and state."""
 
     __slots__ = (
-        "client_timeout",
+        "client",
         "headers",
         "loop",
         "metrics",
@@ -39,6 +85,7 @@ class Backend:
         "renames",
         "session",
         "state",
+        "targets",
         "timeouts",
         "urls",
     )
@@ -48,6 +95,7 @@ class Backend:
         config: BackendConfig,
         public_id: str,
         policy: HealthPolicy,
+        client: UpstreamClient,
         session: aiohttp.ClientSession,
         metrics: BackendMetrics | None = None,
     ) -> None:
@@ -55,23 +103,20 @@ class Backend:
         self.state = BackendState(
             config.name, weight=config.weight, max_inflight=config.max_inflight, policy=policy
         )
-        self.session = session
+        self.client = client
+        self.session = session  # realtime WebSocket dials
         self.model = upstream_model(config, public_id)
         self.renames = self.model != public_id
         self.urls: dict[Endpoint, URL] = {
             endpoint: endpoint_url(config, endpoint, public_id) for endpoint in config.endpoints
         }
+        # The HTTP endpoints' URLs as the client takes them, made once.
+        self.targets = {endpoint: str(url) for endpoint, url in self.urls.items()}
         self.headers = {**config.headers, **credential_headers(config)}
+        # The client enforces connect (which includes waiting for a pooled connection),
+        # first byte, total, and the longest silence within a body: first_byte for a body
+        # read whole, idle between a stream's chunks (time spent writing to the client aside).
         self.timeouts = config.timeouts
-        # aiohttp enforces connect (which includes waiting for a pooled connection), total,
-        # and sock_read: the longest silence, which before the headers is the first byte.
-        # A stream's idle limit (never above first_byte) is the relay's IdleWatch.
-        self.client_timeout = aiohttp.ClientTimeout(
-            total=config.timeouts.total,
-            connect=config.timeouts.connect,
-            sock_connect=config.timeouts.connect,
-            sock_read=config.timeouts.first_byte,
-        )
         self.loop = asyncio.get_running_loop()
         self.metrics = metrics
         if metrics is not None:
@@ -91,15 +136,15 @@ class Backend:
 
     def post(
         self, endpoint: Endpoint, body: bytes, headers: dict[str, str]
-    ) -> _RequestContextManager:
+    ) -> Awaitable[UpstreamResponse]:
         """Start the upstream request; the caller awaits it for the response headers."""
-        return self.session.post(
-            self.urls[endpoint],
-            data=body,
-            headers={**headers, **self.headers},
-            timeout=self.client_timeout,
-            allow_redirects=False,
-        )
+        headers = {**headers, **self.headers}
+        return self.client.request("POST", self.targets[endpoint], headers, body)
+
+    async def close(self) -> None:
+        """Close the backend's idle connections (HTTP and WebSocket clients)."""
+        await self.client.close()
+        await self.session.close()
 
     def __repr__(self) -> str:
         return f"<Backend {self.name} model={self.model} {self.state!r}>"

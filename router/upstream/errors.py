@@ -1,6 +1,7 @@
 """The one seam where upstream trouble becomes router errors.
 
-aiohttp client exceptions and upstream error statuses are translated here and nowhere else
+The HTTP client's exceptions (:mod:`router.upstream.http.errors`), aiohttp's (realtime
+WebSocket dials) and upstream error statuses are translated here and nowhere else
 (httpx's ``map_httpcore_exceptions`` is the model). Each translation says whether another backend
 may be tried: :class:`Retryable` carries the client-facing error to raise if no retry succeeds.
 Messages name the backend and the failure, never a credential or the upstream's error body (an
@@ -17,6 +18,7 @@ from time import time
 import aiohttp
 
 from router.errors import RouterError, ServiceUnavailable, UpstreamError, UpstreamTimeout
+from router.upstream.http import BrokenBodyError, ConnectError, DisconnectedError
 
 # Why an attempt failed, as the retries and fallbacks metrics label it.
 REASONS = (
@@ -53,11 +55,11 @@ def from_exception(exc: BaseException, backend: str) -> Retryable:
     """Translate a transport failure before the first byte reached the client."""
     if isinstance(exc, TimeoutError | asyncio.TimeoutError):
         return Retryable(UpstreamTimeout(f"Backend {backend} did not answer in time."), "timeout")
-    if isinstance(exc, aiohttp.ClientConnectorError):
+    if isinstance(exc, ConnectError | aiohttp.ClientConnectorError):
         return Retryable(UpstreamError(f"Could not connect to backend {backend}."), "connect_error")
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
+    if isinstance(exc, DisconnectedError | aiohttp.ServerDisconnectedError):
         return Retryable(UpstreamError(f"Backend {backend} closed the connection."), "disconnected")
-    if isinstance(exc, aiohttp.ClientPayloadError):
+    if isinstance(exc, BrokenBodyError | aiohttp.ClientPayloadError):
         message = f"Backend {backend} sent a broken response body."
         return Retryable(UpstreamError(message), "broken_body")
     message = f"Request to backend {backend} failed ({type(exc).__name__})."

@@ -17,7 +17,6 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TypeVar
 
-import aiohttp
 import orjson
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 from tenacity.stop import stop_base
@@ -38,9 +37,10 @@ from router.upstream.errors import (
     parse_retry_after,
     retryable_status,
 )
+from router.upstream.http import HttpClientError, UpstreamResponse
 from router.upstream.reply import Reply
 
-_TRANSPORT_ERRORS = (aiohttp.ClientError, TimeoutError)
+_TRANSPORT_ERRORS = (HttpClientError, TimeoutError)
 
 T = TypeVar("T")
 Attempt = Callable[[Backend, Route], Awaitable[T]]
@@ -219,12 +219,11 @@ def _body_for(backend: Backend, payload: dict[str, object], body: bytes) -> byte
 async def _attempt(
     backend: Backend, endpoint: Endpoint, body: bytes, headers: dict[str, str]
 ) -> Reply:
-    """One try on one backend. Timeouts are aiohttp's: connect, ``sock_read`` (= first byte:
-    nothing arrives before the headers, and a JSON body follows them at once) and total; a
-    stream's idle gaps are watched by the relay."""
+    """One try on one backend. The client enforces the timeouts: connect, first byte, the
+    longest silence within a body read whole (first_byte), and total."""
     backend.begin()
     started = time.monotonic()
-    response: aiohttp.ClientResponse | None = None
+    response: UpstreamResponse | None = None
     try:
         response = await backend.post(endpoint, body, headers)
         first_byte = time.monotonic()
@@ -248,7 +247,7 @@ async def _attempt(
 
 
 def _accepted(
-    backend: Backend, response: aiohttp.ClientResponse, started: float, first_byte: float
+    backend: Backend, response: UpstreamResponse, started: float, first_byte: float
 ) -> Reply:
     """A usable answer (2xx, or a 4xx about the request itself): the backend is healthy."""
     backend.state.observe(first_byte - started, first_byte)
@@ -256,7 +255,7 @@ def _accepted(
     return Reply(backend, response, started, first_byte)
 
 
-async def _refused(backend: Backend, response: aiohttp.ClientResponse, now: float) -> Retryable:
+async def _refused(backend: Backend, response: UpstreamResponse, now: float) -> Retryable:
     """Record a "not now" status on the backend's health and say what the client would see."""
     retry_after = parse_retry_after(response.headers)
     if response.status == 429:
@@ -267,11 +266,11 @@ async def _refused(backend: Backend, response: aiohttp.ClientResponse, now: floa
     # an upstream error body is never shown to the client (it can quote our upstream key).
     with contextlib.suppress(*_TRANSPORT_ERRORS):
         await response.read()
-    response.release()
+    response.close()
     return from_status(response.status, backend.name, retry_after)
 
 
-def _release(backend: Backend, response: aiohttp.ClientResponse | None) -> None:
+def _release(backend: Backend, response: UpstreamResponse | None) -> None:
     if response is not None:
         response.close()
     backend.end()

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import time
 
-import aiohttp
 import orjson
 from aiohttp import web
 
 from router.config import Endpoint
 from router.context import RequestContext
-from router.upstream.idle import IdleWatch
+from router.upstream.http import HttpClientError
 from router.upstream.reply import Reply
 from router.upstream.streamtap import StreamTap
 
@@ -94,18 +93,17 @@ async def _pump(
     tap: StreamTap | None,
     ctx: RequestContext,
 ) -> tuple[str, str] | None:
-    """Forward events until the upstream ends; None if it ended as the protocol says."""
+    """Forward events until the upstream ends; None if it ended as the protocol says.
+
+    The client's response enforces the stream's idle limit: it counts only while the relay
+    waits for the upstream, never while it writes to a slow client."""
     name = reply.backend.name
-    backend = reply.backend
-    watch = IdleWatch(backend.loop, reply.response.content, backend.timeouts.idle)
     try:
-        complete = await _forward_events(reply, out, watch, ends, tap, ctx)
+        complete = await _forward_events(reply, out, ends, tap, ctx)
     except TimeoutError:
         return "timeout", f"Backend {name} stopped sending in the middle of the stream."
-    except aiohttp.ClientError:
+    except HttpClientError:
         return "upstream_error", f"Backend {name} broke off the stream."
-    finally:
-        watch.cancel()
     if not complete:
         return "upstream_error", f"Backend {name} ended the stream before it was complete."
     return None
@@ -114,17 +112,15 @@ async def _pump(
 async def _forward_events(
     reply: Reply,
     out: web.StreamResponse,
-    watch: IdleWatch,
     ends: tuple[bytes, ...],
     tap: StreamTap | None,
     ctx: RequestContext,
 ) -> bool:
-    content = reply.response.content
+    next_chunk = reply.response.next_chunk
     pending = b""
     complete = False
     while True:
-        chunk = await content.readany()
-        watch.busy()
+        chunk = await next_chunk()
         if not chunk:
             return complete and not pending
         if pending:
@@ -132,7 +128,6 @@ async def _forward_events(
         if not chunk.endswith(_EVENT_END):
             chunk, pending = _split_at_event_end(chunk)
             if not chunk:
-                watch.idle()
                 continue
         if not complete:
             complete = _ends(chunk, ends)
@@ -141,7 +136,6 @@ async def _forward_events(
         if chunk:
             await out.write(chunk)
         ctx.delivered = complete  # the client has the protocol's end: whatever follows
-        watch.idle()
 
 
 def _ends(chunk: bytes, ends: tuple[bytes, ...]) -> bool:

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-import aiohttp
-
 from router.upstream.backend import Backend
+from router.upstream.http import UpstreamResponse
 
 # Upstream headers the client gets. Others (the upstream's own rate-limit headers, cookies,
 # server identity) describe the router's provider account, not the client's request.
-_RELAYED_HEADERS = ("content-type", "x-request-id", "openai-processing-ms", "openai-version")
+# Content-Encoding: only there when the upstream compressed with a coding the client of the
+# router decodes instead of us (we ask for identity and decode gzip/deflate ourselves).
+_RELAYED_HEADERS = (
+    "content-type",
+    "content-encoding",
+    "x-request-id",
+    "openai-processing-ms",
+    "openai-version",
+)
 
 
 class Reply:
@@ -28,7 +35,7 @@ class Reply:
     def __init__(
         self,
         backend: Backend,
-        response: aiohttp.ClientResponse,
+        response: UpstreamResponse,
         started: float,
         first_byte: float,
     ) -> None:
@@ -36,8 +43,8 @@ class Reply:
         self.response = response
         self.started = started
         self.first_byte = first_byte
-        # A prefix test, not aiohttp's content_type property, which parses the header.
-        content_type = response.headers.get("Content-Type", "")
+        # A prefix test: no parsing of the header's parameters.
+        content_type = response.headers.get("content-type", "")
         self.streaming = content_type.startswith("text/event-stream")
         self.body: bytes | None = None
         self.done: float | None = None  # when a non-streamed body was read whole
