@@ -102,6 +102,37 @@ class ScriptedServer:
             self._tasks.discard(task)
 
 
+async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+    """Copy bytes one way until the source ends, then close the sink."""
+    try:
+        while data := await source.read(65536):
+            sink.write(data)
+            await sink.drain()
+    except (ConnectionError, RuntimeError):  # the other side is gone
+        pass
+    sink.close()
+
+
+class ScriptedProxy:
+    """A tiny egress proxy: a CONNECT request is tunnelled to ``target_port`` on loopback;
+    any other request is answered ``reply``. Every request head is kept."""
+
+    def __init__(self, target_port: int, reply: bytes = b"") -> None:
+        self.target_port = target_port
+        self.reply = reply or b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
+        self.heads: list[bytes] = []
+
+    async def __call__(self, peer: Peer) -> None:
+        head = await peer.request()
+        self.heads.append(head)
+        if not head.startswith(b"CONNECT "):
+            await peer.send(self.reply)
+            return
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        await peer.send(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        await asyncio.gather(pipe(peer.reader, writer), pipe(reader, peer.writer))
+
+
 def on_uvloop(test: Callable[..., Coroutine[None, None, None]]) -> Callable[..., None]:
     """Run an async test on uvloop, the router's loop (its transports are not asyncio's)."""
 

@@ -32,7 +32,8 @@ def tls_context(config: BackendConfig) -> ResumingContext | None:
         return None
     if not config.tls.verify:
         logger.warning(
-            "backend %s: TLS certificate verification is off (tls.verify: false)", config.name
+            "TLS certificate verification is off (tls.verify: false)",
+            extra={"fields": {"backend": config.name}},
         )
     return client_context(ca_file=config.tls.ca_file, verify=config.tls.verify)
 

@@ -24,7 +24,7 @@ from router.upstream.http import (
     client_context,
 )
 from router.upstream.http.response import HIGH_WATER
-from tests.http_script import Peer, ScriptedServer, on_uvloop
+from tests.http_script import Peer, ScriptedProxy, ScriptedServer, on_uvloop
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
 JSON = {"Content-Type": "application/json"}
@@ -487,34 +487,6 @@ async def test_tls_refuses_an_unknown_ca_by_default_and_verify_false_accepts_it(
         client = make_client(url, tls=client_context(verify=False))
         assert await post(client, url) == (200, b"{}")
         await client.close()
-
-
-class ScriptedProxy:
-    """A tiny CONNECT proxy: records each request head, then pipes bytes both ways."""
-
-    def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
-        self.heads: list[bytes] = []
-
-    async def __call__(self, peer: Peer) -> None:
-        head = await peer.request()
-        self.heads.append(head)
-        if not head.startswith(b"CONNECT "):
-            await peer.send(OK)
-            return
-        reader, writer = await asyncio.open_connection("127.0.0.1", self.target_port)
-        await peer.send(b"HTTP/1.1 200 Connection established\r\n\r\n")
-
-        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-            try:
-                while data := await source.read(65536):
-                    sink.write(data)
-                    await sink.drain()
-            except (ConnectionError, RuntimeError):  # the other side is gone
-                pass
-            sink.close()
-
-        await asyncio.gather(pipe(peer.reader, writer), pipe(reader, peer.writer))
 
 
 @on_uvloop

@@ -34,7 +34,7 @@ def encode_request(
     # Each header adds exactly one CR and one LF: any other is an injected line.
     if lines.count("\n") != len(headers) or lines.count("\r") != len(headers):
         raise ValueError("a header name or value holds a line break")
-    if "accept-encoding" not in (name.lower() for name in headers):
+    if "\naccept-encoding:" not in f"\n{lines}".lower():
         lines += "Accept-Encoding: identity\r\n"
     head = (
         f"{method} {target} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len(body)}\r\n{lines}\r\n"
