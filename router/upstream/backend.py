@@ -68,9 +68,17 @@ def make_session(config: BackendConfig, tls: ResumingContext | None) -> aiohttp.
         keepalive_timeout=30,
         ssl=tls if tls is not None else True,
     )
-    proxy = config.proxy.get_secret_value() if config.proxy is not None else None
+    proxy: URL | None = None
+    proxy_auth: aiohttp.BasicAuth | None = None
+    if config.proxy is not None:
+        url = URL(config.proxy.get_secret_value())
+        proxy = url.with_user(None)  # aiohttp takes the credential apart from the URL
+        if url.user is not None:
+            proxy_auth = aiohttp.BasicAuth(url.user, url.password or "")
     # trust_env=False: proxy variables of the router's host must not redirect upstream traffic.
-    return aiohttp.ClientSession(connector=connector, trust_env=False, proxy=proxy)
+    return aiohttp.ClientSession(
+        connector=connector, trust_env=False, proxy=proxy, proxy_auth=proxy_auth
+    )
 
 
 class Backend:

@@ -554,3 +554,31 @@ async def test_connect_refused_and_unresolvable() -> None:
     with pytest.raises(ConnectError, match="resolve"):
         await post(client, "http://name.invalid")
     await client.close()
+
+
+@on_uvloop
+async def test_close_closes_idle_connections_now_and_busy_ones_when_they_finish() -> None:
+    gate = asyncio.Event()
+    closed: list[int] = []
+
+    async def script(peer: Peer) -> None:
+        index = server.peers.index(peer)
+        await peer.request()
+        if index == 0:
+            await gate.wait()
+        await peer.send(OK)
+        if await peer.closed_by_client():
+            closed.append(index)
+
+    async with ScriptedServer(script) as server:
+        client = make_client(server.url())
+        busy = asyncio.ensure_future(post(client, server.url()))  # connection 0, held
+        await wait_until(lambda: server.connections == 1, "the busy connection")
+        assert await post(client, server.url()) == (200, b"{}")  # connection 1, now idle
+        await client.close()
+        await wait_until(lambda: closed == [1], "the idle connection closed")
+        gate.set()
+        assert await busy == (200, b"{}")
+        await wait_until(lambda: closed == [1, 0], "the busy one closed once done")
+        with pytest.raises(ConnectError):
+            await post(client, server.url())

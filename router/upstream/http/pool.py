@@ -17,12 +17,23 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 
 from router.upstream.http.connection import Connection
+from router.upstream.http.errors import ConnectError
 
 
 class ConnectionPool:
     """The connections of one backend. ``dial`` opens a new one (raising ConnectError)."""
 
-    __slots__ = ("_dial", "_idle", "_loop", "_open", "_sweep", "_waiters", "keepalive", "limit")
+    __slots__ = (
+        "_closed",
+        "_dial",
+        "_idle",
+        "_loop",
+        "_open",
+        "_sweep",
+        "_waiters",
+        "keepalive",
+        "limit",
+    )
 
     def __init__(
         self,
@@ -40,6 +51,7 @@ class ConnectionPool:
         self._open = 0
         self._waiters: deque[asyncio.Future[Connection | None]] = deque()
         self._sweep: asyncio.TimerHandle | None = None
+        self._closed = False
 
     def take_idle(self) -> Connection | None:
         """The most recently used live idle connection, without waiting; None if there is none."""
@@ -88,7 +100,7 @@ class ConnectionPool:
 
     def release(self, conn: Connection, reusable: bool) -> None:
         """An exchange on ``conn`` ended (see :class:`Connection`)."""
-        if not reusable:
+        if not reusable or self._closed:
             if not conn.closed:
                 conn.close()
             self._forget(conn)
@@ -105,6 +117,7 @@ class ConnectionPool:
 
     async def close(self) -> None:
         """Close every idle connection; busy ones close when their exchange ends."""
+        self._closed = True
         if self._sweep is not None:
             self._sweep.cancel()
             self._sweep = None
@@ -113,9 +126,15 @@ class ConnectionPool:
             conn.close()
             self._open -= 1
         self.limit = 0  # nothing new from here on
+        while self._waiters:  # nobody waits for a pool that will not open anything
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(ConnectError("the client is closed"))
         await asyncio.sleep(0)  # let the transports run their close callbacks
 
     async def _queue(self) -> Connection | None:
+        if self._closed:
+            raise ConnectError("the client is closed")
         waiter: asyncio.Future[Connection | None] = self._loop.create_future()
         self._waiters.append(waiter)
         try:
