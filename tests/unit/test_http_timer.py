@@ -9,44 +9,45 @@ from router.upstream.http.timer import LazyTimer
 from tests.http_script import on_uvloop
 
 
+class Expiry:
+    """Records when a timer expired."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.fired: list[float] = []
+        self.done = asyncio.Event()
+
+    def __call__(self) -> None:
+        self.fired.append(self.loop.time())
+        self.done.set()
+
+
 @on_uvloop
 async def test_a_later_deadline_keeps_the_armed_handle_and_still_expires_late() -> None:
     loop = asyncio.get_running_loop()
-    fired: list[float] = []
-    done = asyncio.Event()
-
-    def expire() -> None:
-        fired.append(loop.time())
-        done.set()
-
-    timer = LazyTimer(loop, expire)
+    expiry = Expiry(loop)
+    timer = LazyTimer(loop, expiry)
     start = loop.time()
     timer.set(start + 0.05)
     handle = timer._handle
     timer.set(start + 0.15)  # later: only a float is written
     assert timer._handle is handle
-    await asyncio.wait_for(done.wait(), 20)
-    assert fired[0] >= start + 0.15
+    await asyncio.wait_for(expiry.done.wait(), 20)
+    assert expiry.fired[0] >= start + 0.15
 
 
 @on_uvloop
 async def test_an_earlier_deadline_rearms_and_cancel_stops_it() -> None:
     loop = asyncio.get_running_loop()
-    fired: list[float] = []
-    done = asyncio.Event()
-
-    def expire() -> None:
-        fired.append(loop.time())
-        done.set()
-
-    timer = LazyTimer(loop, expire)
+    expiry = Expiry(loop)
+    timer = LazyTimer(loop, expiry)
     timer.set(loop.time() + 60)
     timer.set(loop.time() + 0.01)
-    await asyncio.wait_for(done.wait(), 20)
+    await asyncio.wait_for(expiry.done.wait(), 20)
     timer.set(loop.time() + 0.01)
     timer.cancel()
     await asyncio.sleep(0.05)
-    assert len(fired) == 1
+    assert len(expiry.fired) == 1
     assert "off" in repr(timer)
 
 
