@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable
 
@@ -87,7 +86,6 @@ class Backend:
     __slots__ = (
         "client",
         "headers",
-        "loop",
         "metrics",
         "model",
         "name",
@@ -126,7 +124,6 @@ class Backend:
         # first byte, total, and the longest silence within a body: first_byte for a body
         # read whole, idle between a stream's chunks (time spent writing to the client aside).
         self.timeouts = config.timeouts
-        self.loop = asyncio.get_running_loop()
         self.metrics = metrics
         if metrics is not None:
             self.state.observer = metrics.transition

@@ -36,7 +36,7 @@ class HttpClient:
     ``proxy`` an ``http://[user:pass@]host:port`` egress proxy; ``limit`` bounds the pool.
     """
 
-    __slots__ = ("_dialer", "_extra", "_limits", "_loop", "_pool", "_targets", "origin")
+    __slots__ = ("_dialer", "_extra", "_host", "_limits", "_loop", "_pool", "_targets", "origin")
 
     def __init__(
         self,
@@ -51,6 +51,7 @@ class HttpClient:
     ) -> None:
         self._loop = asyncio.get_running_loop()
         self.origin = Origin.of(url)
+        self._host = self.origin.authority
         egress = Proxy.of(proxy) if proxy is not None else None
         if self.origin.scheme == "https" and tls is None:
             tls = client_context()
@@ -70,7 +71,7 @@ class HttpClient:
         started = self._loop.time()
         if self._extra:
             headers = {**headers, **self._extra}
-        data = encode_request(method, self._target(url), self.origin.authority, headers, body)
+        data = encode_request(method, self._target(url), self._host, headers, body)
         conn = self._pool.take_idle()
         if conn is None:
             conn = await self._connect(started, fresh=False)
