@@ -142,6 +142,13 @@ class HealthConfig(_Strict):
     max_cooldown: float = Field(300.0, gt=0)
     latency_decay: float = Field(10.0, gt=0)
 
+    @model_validator(mode="after")
+    def _cooldown_within_cap(self) -> HealthConfig:
+        # balancers.HealthPolicy refuses this pair at start; the schema must refuse it first.
+        if self.cooldown > self.max_cooldown:
+            raise ValueError("cooldown must not be longer than max_cooldown")
+        return self
+
 
 class RetryConfig(_Strict):
     attempts: int = Field(3, ge=1, le=10)  # per pool, the first try included
