@@ -158,10 +158,14 @@ class RedisConfig(_Strict):
 
     url: str = Field(pattern=r"^(redis|rediss|unix)://")
     prefix: str = "sy:"
-    # Every limiter call is bounded by this; past it the request is admitted (fail_open,
-    # counted and logged) or refused with 503 (fail_closed). Nothing waits on a sick Redis.
-    timeout_ms: float = Field(50.0, gt=0)
+    # Redis's answer to a limiter call is bounded by this; past it the request is admitted
+    # (fail_open, counted and logged) or refused with 503 (fail_closed). Nothing waits on a
+    # sick Redis. Queueing behind a burst's other calls is not counted (router.limits.pipeline).
+    timeout_ms: float = Field(50.0, gt=0, le=60_000)
     failure: Literal["fail_open", "fail_closed"] = "fail_open"
+    # The key store's pool; past it, operations wait for a free connection (bounded, see
+    # router.redisconn). The limiter has its own few connections and never waits on these.
+    max_connections: int = Field(50, ge=2, le=10_000)
 
 
 class StoreConfig(_Strict):

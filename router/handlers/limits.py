@@ -50,9 +50,9 @@ async def admit(
     limits = principal.limits
     try:
         admission = await limiter.admit(principal.key_id, limits, estimate, lease)
-    except LimiterUnavailable:
+    except LimiterUnavailable as exc:
         if metrics is not None:
-            metrics.limit_unchecked()
+            metrics.limit_unchecked(exc.reason)
         raise ServiceUnavailable(
             "Rate limits cannot be checked right now; please retry.",
             code="limits_unavailable",

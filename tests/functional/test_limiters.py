@@ -400,7 +400,7 @@ async def test_redis_down_fails_open_within_the_timeout(lonely, lonely_client):
     elapsed, admission = await timed(limiter.admit(KEY, limits, 1, "b"))
     assert elapsed < 1.0
     assert admission == Admission(
-        allowed=True, kind=None, retry_after=None, headers={}, degraded=True
+        allowed=True, kind=None, retry_after=None, headers={}, degraded=True, failure="connection"
     )
     assert len(errors) == 1
     # settle and release never raise into the request's finally: they are deferred, and a
@@ -465,6 +465,6 @@ async def test_a_silent_redis_times_out():
         await hole.wait_closed()
     assert elapsed < 1.0
     assert isinstance(admission, Admission)
-    assert admission.degraded
+    assert (admission.degraded, admission.failure) == (True, "timeout")
     assert [type(e) for e in errors] == [TimeoutError]
     assert connections  # it did reach the server
