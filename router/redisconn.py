@@ -65,6 +65,21 @@ def _client(config: RedisConfig, max_connections: int) -> redis.asyncio.Redis:
     return redis.asyncio.Redis.from_pool(pool)
 
 
+def check_redis(config: RedisConfig | None) -> None:
+    """:func:`refuse_cluster` outside an event loop (the supervisor, before its workers)."""
+    if config is None:
+        return
+
+    async def check() -> None:
+        client = shared_client(config)
+        try:
+            await refuse_cluster(client)
+        finally:
+            await client.aclose()
+
+    asyncio.run(check())
+
+
 async def refuse_cluster(client: redis.asyncio.Redis) -> None:
     """Raise :class:`StartupError` if ``client`` talks to a Redis Cluster node.
 
