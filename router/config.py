@@ -33,6 +33,7 @@ from pydantic import (
 from yarl import URL
 
 from balancers import STRATEGIES
+from router.limits.types import MAX_CONCURRENCY, MAX_PER_MINUTE
 
 Endpoint = Literal["chat", "embeddings", "responses", "realtime"]
 ENDPOINTS: tuple[Endpoint, ...] = ("chat", "embeddings", "responses", "realtime")
@@ -62,11 +63,13 @@ class ServerConfig(_Strict):
 
 
 class LimitsConfig(_Strict):
-    """Per-key limits: requests and tokens per minute, concurrent requests (unset: none)."""
+    """Per-key limits: requests and tokens per minute, concurrent requests (unset: none).
 
-    rpm: int | None = Field(None, ge=0)
-    tpm: int | None = Field(None, ge=0)
-    concurrency: int | None = Field(None, ge=0)
+    0 refuses every request of the key; the bounds are router.limits.types.MAX_LIMITS."""
+
+    rpm: int | None = Field(None, ge=0, le=MAX_PER_MINUTE)
+    tpm: int | None = Field(None, ge=0, le=MAX_PER_MINUTE)
+    concurrency: int | None = Field(None, ge=0, le=MAX_CONCURRENCY)
 
 
 class KeyConfig(_Strict):

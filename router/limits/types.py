@@ -18,6 +18,19 @@ FAILURE_REASONS: tuple[FailureReason, ...] = ("timeout", "connection", "error")
 # builtin TimeoutError); only these make the ``failure`` policy decide.
 FAILURES = (TimeoutError, RedisError, OSError)
 
+# Upper bounds of a limit, enforced where limits come in (config, admin API, CLI). admit.lua
+# computes in doubles, exact for integers up to 2^53 (about 9 * 10^15); 10^12 keeps a bucket's
+# level and its fractional refill exact to about 10^-4 of a token. Real quotas are far below:
+# the largest published per-model quotas are in the hundreds of millions of tokens a minute.
+MAX_PER_MINUTE = 10**12
+# Open requests of one key, each a lease in a sorted set: far more than any fleet holds open.
+MAX_CONCURRENCY = 10**6
+MAX_LIMITS: dict[str, int] = {
+    "rpm": MAX_PER_MINUTE,
+    "tpm": MAX_PER_MINUTE,
+    "concurrency": MAX_CONCURRENCY,
+}
+
 # A concurrency slot frees when some open request of the key ends, which nobody can predict;
 # unlike a bucket there is no computed wait. One second is a polite, short retry hint
 # (admit.lua carries the same constant).
@@ -46,7 +59,11 @@ class LimiterUnavailable(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Per-key limits: requests and tokens per minute, concurrent requests. None is unlimited."""
+    """Per-key limits: requests and tokens per minute, concurrent requests. None is unlimited;
+    0 refuses every request (a 429 naming the limit, no ``retry-after``).
+
+    Only negative values are refused here: a record stored before :data:`MAX_LIMITS` existed
+    still loads. The doors where limits come in (config, admin API, CLI) enforce the bounds."""
 
     rpm: int | None = None
     tpm: int | None = None

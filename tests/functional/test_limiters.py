@@ -225,6 +225,24 @@ async def test_limits_of_none_are_unlimited(make):
     await limiter.close()
 
 
+@pytest.mark.parametrize(
+    ("limits", "kind"),
+    [
+        (Limits(rpm=0), "requests"),
+        (Limits(tpm=0), "tokens"),
+        (Limits(concurrency=0), "concurrency"),
+    ],
+    ids=str,
+)
+async def test_a_zero_limit_refuses_everything_for_ever(make, clock, limits, kind):
+    limiter = make()
+    for cost in (0, 1):  # even a request estimated at no tokens
+        refused = await limiter.admit(KEY, limits, cost, f"r{cost}")
+        assert (refused.allowed, refused.kind, refused.retry_after) == (False, kind, None)
+    clock.now += 3600
+    assert not (await limiter.admit(KEY, limits, 0, "later")).allowed
+
+
 # All or nothing: a refusal by one limit takes from none.
 
 
