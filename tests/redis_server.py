@@ -72,6 +72,13 @@ class RedisServer:
             proc.kill()
             proc.wait()
 
+    def kill(self) -> None:
+        """SIGKILL: gone at once, no shutdown, as a crashed or OOM-killed Redis."""
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            proc.kill()
+            proc.wait()
+
     def close(self) -> None:
         self.stop()
         self._log.close()

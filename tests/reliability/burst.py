@@ -59,6 +59,7 @@ async def burst(base_url: str, key: str, fake: Fake, size: int) -> Burst:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
     await _released(fake)
+    fake.http.delete("/_fake/faults").raise_for_status()  # the next test finds it healthy
     return result
 
 
