@@ -32,7 +32,7 @@ from typing import Any
 
 import redis.asyncio
 from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 
 MAX_BATCH = 256  # calls per round trip: a few ms of Redis time for admit.lua
 MAX_IN_FLIGHT = 4  # round trips on the wire at once, each on a connection of its own
@@ -155,6 +155,11 @@ class Pipeliner:
         return replies
 
     async def _pipelined(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        if len(commands) == 1:  # a lone call skips the pipeline's bookkeeping (a third faster)
+            try:
+                return [await self._client.execute_command(*commands[0])]  # type: ignore[no-untyped-call]
+            except ResponseError as exc:  # an error reply, as a pipeline would hand it back
+                return [exc]
         async with self._client.pipeline(transaction=False) as pipe:
             for command in commands:
                 pipe.execute_command(*command)
