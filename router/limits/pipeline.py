@@ -75,17 +75,26 @@ class Pipeliner:
             f" | {self.round_trips} round trips]>"
         )
 
+    def submit(self, script: AsyncScript, keys: list[str], args: list[Any]) -> asyncio.Future[Any]:
+        """Queue ``script`` (EVALSHA) for the next round trip: a future of its reply (or the
+        error). Unlike :meth:`command`, it goes out even if its caller is cancelled meanwhile,
+        unless the future itself is cancelled."""
+        command = ("EVALSHA", script.sha, len(keys), *keys, *args)
+        return self._queued(command, script)
+
     async def script(self, script: AsyncScript, keys: list[str], args: list[Any]) -> Any:
         """Run ``script`` (EVALSHA) in the next round trip; its reply, or the error raised."""
-        command = ("EVALSHA", script.sha, len(keys), *keys, *args)
-        return await self.command(*command, script=script)
+        return await self.submit(script, keys, args)
 
-    async def command(self, *command: Any, script: AsyncScript | None = None) -> Any:
+    async def command(self, *command: Any) -> Any:
         """Send ``command`` in the next round trip; its reply, or the error raised."""
+        return await self._queued(command, None)
+
+    def _queued(self, command: tuple[Any, ...], script: AsyncScript | None) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queue.append(_Call(command, script, future))
         self._kick()
-        return await future
+        return future
 
     async def close(self) -> None:
         """Cancel the round trips on the wire (their callers get CancelledError)."""

@@ -117,8 +117,12 @@ class RedisLimiter:
             self._lease_ttl,
             *(deferred.args() if deferred is not None else ("",)),
         ]
+        call = self._pipeliner.submit(self._admit, self.keys(key_id), args)
         try:
-            reply = await self._pipeliner.script(self._admit, self.keys(key_id), args)
+            reply = await asyncio.shield(call)
+        except asyncio.CancelledError:
+            self._abandoned(call, key_id, limits, lease, deferred)
+            raise
         except FAILURES as exc:
             if deferred is not None:
                 self._defer(key_id, deferred.limits).merge(deferred)
@@ -127,6 +131,30 @@ class RedisLimiter:
                 _unavailable(exc)
             return degraded(failure_reason(exc))
         return _admission(limits, reply)
+
+    def _abandoned(
+        self,
+        call: asyncio.Future[object],
+        key_id: str,
+        limits: Limits,
+        lease: str,
+        carried: _Deferred | None,
+    ) -> None:
+        """The request went away during its admission (a client that disconnected). Its call
+        still goes out, since it carries this key's deferred work (kept again if the call
+        fails); a lease it may take is given back once it is answered (a release sent before
+        the call could land first)."""
+
+        def give_back(answered: asyncio.Future[object]) -> None:
+            if self._closed:
+                return
+            failed = answered.cancelled() or answered.exception() is not None
+            if failed and carried is not None:
+                self._defer(key_id, carried.limits).merge(carried)
+            if limits.concurrency is not None:
+                self._defer(key_id, limits).leases.append(lease)
+
+        call.add_done_callback(give_back)
 
     async def settle(self, key_id: str, limits: Limits, delta_tokens: int) -> None:
         if limits.tpm is not None and delta_tokens != 0:

@@ -335,6 +335,24 @@ async def test_settle_and_release_ride_along_with_the_next_admission(client):
     assert await client.zcard(limiter.keys(KEY)[2]) == 1  # close flushed nothing it should not
 
 
+async def test_a_request_gone_during_admission_gives_its_slot_back(client):
+    """A client that disconnects while its admission is on the way to Redis: the call still
+    goes out (it carries deferred work), and the lease it took comes back."""
+    limiter = RedisLimiter(client, timeout=CHECKED)
+    limits = Limits(concurrency=1)
+    gone = asyncio.ensure_future(limiter.admit(KEY, limits, 0, "gone"))
+    await asyncio.sleep(0)  # queued for the next round trip
+    gone.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await gone
+    deadline = time.monotonic() + 5
+    while not (await limiter.admit(KEY, limits, 0, "next")).allowed:
+        assert time.monotonic() < deadline, "the abandoned lease still holds the slot"
+        await asyncio.sleep(0.01)  # polling with a deadline
+    assert await client.zrange(limiter.keys(KEY)[2], 0, -1) == [b"next"]
+    await limiter.close()
+
+
 async def test_idle_keys_expire_once_full(client):
     limiter = RedisLimiter(client, timeout=CHECKED, lease_ttl=30)
     await limiter.admit(KEY, Limits(rpm=60, tpm=600, concurrency=1), 300, "a")
