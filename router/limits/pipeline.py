@@ -67,6 +67,7 @@ class Pipeliner:
         self._queue: deque[_Call] = deque()
         self._tasks: set[asyncio.Task[None]] = set()
         self._scheduled = False
+        self._closed = False
         self.round_trips = 0
 
     def __repr__(self) -> str:
@@ -92,12 +93,19 @@ class Pipeliner:
 
     def _queued(self, command: tuple[Any, ...], script: AsyncScript | None) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if self._closed:
+            future.cancel()
+            return future
         self._queue.append(_Call(command, script, future))
         self._kick()
         return future
 
     async def close(self) -> None:
-        """Cancel the round trips on the wire (their callers get CancelledError)."""
+        """Cancel what is queued and the round trips on the wire (their callers get
+        CancelledError); nothing is sent after this."""
+        self._closed = True
+        while self._queue:
+            self._queue.popleft().future.cancel()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -99,3 +99,15 @@ def test_failure_reasons() -> None:
     assert failure_reason(RedisConnectionError()) == "connection"
     assert failure_reason(ConnectionRefusedError()) == "connection"
     assert failure_reason(ResponseError("OOM command not allowed")) == "error"
+
+
+async def test_close_leaves_no_caller_waiting(small_pool):
+    pipeliner = Pipeliner(small_pool, timeout=5.0)
+    queued = asyncio.ensure_future(pipeliner.command("PING"))
+    await asyncio.sleep(0)
+    await pipeliner.close()
+    with pytest.raises(asyncio.CancelledError):
+        await queued
+    with pytest.raises(asyncio.CancelledError):
+        await pipeliner.command("PING")  # nothing is sent after close
+    assert pipeliner.round_trips == 0
