@@ -80,7 +80,7 @@ class Proxy:
 class Dialer:
     """Opens connections to one origin, directly or through a proxy."""
 
-    __slots__ = ("_loop", "_resolver", "origin", "proxy", "tls")
+    __slots__ = ("_buffer", "_loop", "_resolver", "origin", "proxy", "tls")
 
     def __init__(
         self,
@@ -92,6 +92,9 @@ class Dialer:
     ) -> None:
         self._loop = loop
         self._resolver = resolver
+        # The read buffer of this origin's connections (see Connection): 64 KiB, a TLS record
+        # batch or a few loopback reads.
+        self._buffer = memoryview(bytearray(64 * 1024))
         self.origin = origin
         self.tls = tls if origin.scheme == "https" else None
         self.proxy = proxy
@@ -118,7 +121,7 @@ class Dialer:
             raise ConnectError("the upstream's name did not resolve") from None
         failure: OSError | None = None
         for _family, address, address_port in addresses:
-            conn = Connection(home)
+            conn = Connection(home, self._buffer)
             try:
                 await self._loop.create_connection(
                     lambda conn=conn: conn,

@@ -76,7 +76,7 @@ class ResponseReader:
         self._decoder = None
         self.in_body = self.until_eof = False
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | memoryview) -> None:
         """Parse received bytes; raise ProtocolError (head) or BrokenBodyError (body)."""
         try:
             self._parser.feed_data(data)
