@@ -6,13 +6,18 @@ Layout (``sy:`` is the default prefix)::
     sy:keys           set of every key id
     sy:last-used      sorted set, id -> last use; ZADD GT only ever raises a score
     sy:key-changes    pub/sub channel: the id of every record put
+    sy:keys-epoch     a random marker set by the last restore: gone means Redis lost its data
+
+Every write goes through one Lua script (``merge.lua``) that keeps the newer copy of a record
+(:func:`~router.auth.records.newest`: revocation wins, then the version), so a stale write, a
+restore or an import never rolls a key back.
 
 Pub/sub is fire-and-forget: a subscriber that was disconnected has missed messages. So
 :meth:`RedisStore.changes` yields ``"*"`` (evict everything) whenever it (re)subscribes, and
 resubscribes after a connection loss with a bounded, doubling pause.
 
 Redis Cluster: the ids set, the last-used set and each record sit in different slots, so the
-MULTI in :meth:`RedisStore.put` must become a plain pipeline there (same order, not atomic).
+script's keys cross slots; it needs one Redis (or one hash tag for every key name).
 """
 
 from __future__ import annotations
@@ -20,8 +25,10 @@ from __future__ import annotations
 import asyncio
 import builtins
 import dataclasses
+import functools
 import logging
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
+from importlib import resources
 from typing import Any, TypeVar
 
 import redis.asyncio
@@ -36,6 +43,10 @@ from router.auth.store import EVICT_ALL
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+_MERGE = resources.files("router.auth").joinpath("merge.lua").read_text(encoding="utf-8")
+# Records per script call in merge(): a restore of any size stays one atomic call, but an
+# import of many keys should not block Redis for long in one go.
+_MERGE_BATCH = 1000
 _CONNECTION_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 _MIN_PAUSE = 0.05
 _MAX_PAUSE = 2.0
@@ -67,6 +78,8 @@ class RedisStore:
         self.channel = f"{prefix}key-changes"
         self._ids = f"{prefix}keys"
         self._last_used = f"{prefix}last-used"
+        self._epoch = f"{prefix}keys-epoch"
+        self._merge_script = client.register_script(_MERGE)
         self._owns_client = False
         self._closed = asyncio.Event()
 
@@ -123,17 +136,47 @@ class RedisStore:
         return raws, last_used
 
     async def put(self, record: KeyRecord) -> None:
-        """SET the record, SADD its id and PUBLISH the change, in one MULTI/EXEC."""
-        await self._retry_once(lambda: self._put(record))
+        """SET the record unless a newer copy is stored, SADD its id, PUBLISH the change."""
+        await self._retry_once(lambda: self._merge([record], tie=True))
 
-    async def _put(self, record: KeyRecord) -> None:
-        async with self.client.pipeline(transaction=True) as pipe:
-            pipe.set(self.record_key(record.id), record.to_json())
-            pipe.sadd(self._ids, record.id)
-            if record.last_used_at is not None:
-                pipe.zadd(self._last_used, {record.id: record.last_used_at}, gt=True)
-            pipe.publish(self.channel, record.id)
-            await pipe.execute()
+    async def merge(self, records: Iterable[KeyRecord]) -> int:
+        """Write each record the store has no newer copy of; how many were written."""
+        batch = builtins.list(records)
+        written = 0
+        for start in range(0, len(batch), _MERGE_BATCH):
+            chunk = batch[start : start + _MERGE_BATCH]
+            merge = functools.partial(self._merge, chunk, tie=False)
+            count, _ = await self._retry_once(merge)
+            written += count
+        return written
+
+    async def epoch(self) -> str | None:
+        """The epoch marker: set by the last restore, gone when Redis lost its data."""
+        raw = await self._retry_once(lambda: self.client.get(self._epoch))
+        return None if raw is None else _text(raw)
+
+    async def restore(self, records: Iterable[KeyRecord], epoch: str) -> int | None:
+        """Claim ``epoch`` and merge ``records``, atomically; None if the marker exists.
+
+        One call (one Lua script), so of several routers that find the marker gone, exactly
+        one restores, and the others see the marker only once the records are back.
+        """
+        batch = builtins.list(records)
+        count, _ = await self._retry_once(lambda: self._merge(batch, tie=False, claim=epoch))
+        return None if count < 0 else count
+
+    async def _merge(
+        self, records: Iterable[KeyRecord], *, tie: bool, claim: str = ""
+    ) -> tuple[int, str]:
+        keys = [self._ids, self._last_used, self._epoch]
+        args: builtins.list[str | bytes | int | float] = [self.channel, claim, int(tie)]
+        for record in records:
+            keys.append(self.record_key(record.id))
+            revoked, version, updated = record.rank
+            used = "" if record.last_used_at is None else repr(record.last_used_at)
+            args += [record.id, record.to_json(), int(revoked), version, repr(updated), used]
+        written, marker = await self._merge_script(keys=keys, args=args)
+        return int(written), _text(marker)
 
     async def touch(self, last_used: Mapping[str, float]) -> None:
         """Raise last-use times (one ZADD GT; never lowers one); not a change."""

@@ -10,7 +10,15 @@ import dataclasses
 import logging
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from contextlib import asynccontextmanager
 
 import pytest
@@ -395,6 +403,9 @@ class ScriptedStore:
 
     async def put(self, record: KeyRecord) -> None:
         self.records[record.id] = record
+
+    async def merge(self, records: Iterable[KeyRecord]) -> int:
+        raise NotImplementedError
 
     async def touch(self, last_used: Mapping[str, float]) -> None:
         if self.touch_failures:
