@@ -183,6 +183,12 @@ class Instruments:
             "Failed Redis operations of the rate limiter.",
             ("operation",),
         )
+        self.key_store_restores = r.counter(
+            "switchyard_key_store_restores",
+            "Times this router found the key store reset (its epoch marker gone) and restored"
+            " the keys from its snapshot.",
+            (),
+        )
 
 
 class KeyInstruments:
