@@ -181,9 +181,7 @@ def _all(db: sqlite3.Connection) -> builtins.list[KeyRecord]:
     return [_record(*row) for row in db.execute("SELECT json, last_used_at FROM keys")]
 
 
-def _put(
-    db: sqlite3.Connection, records: Iterable[KeyRecord], now: float, *, tie: bool
-) -> int:
+def _put(db: sqlite3.Connection, records: Iterable[KeyRecord], now: float, *, tie: bool) -> int:
     """Write each record unless a newer copy is stored (a tie writes if ``tie``); how many."""
     written = 0
     with _transaction(db):
@@ -191,8 +189,8 @@ def _put(
             stored = _get(db, record.id)
             if stored is not None and not _wins(record, stored, tie=tie):
                 continue
-            params = {"id": record.id, "json": record.to_json().decode(), "used": record.last_used_at}
-            db.execute(_PUT, params)
+            json = record.to_json().decode()
+            db.execute(_PUT, {"id": record.id, "json": json, "used": record.last_used_at})
             db.execute("INSERT INTO changes (key_id, at) VALUES (?, ?)", (record.id, now))
             written += 1
         db.execute("DELETE FROM changes WHERE at < ?", (now - CHANGES_KEPT_SECONDS,))

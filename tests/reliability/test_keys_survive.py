@@ -98,7 +98,7 @@ class Keys:
         return {key["id"]: key["state"] for key in data}
 
     def expected_list(self) -> dict[str, str]:
-        states = {key_id: "active" for key_id in self.live.values()}
+        states = dict.fromkeys(self.live.values(), "active")
         revoked = set(self.dead.values()) - set(states)  # a rotated id stays active
         return {**states, **dict.fromkeys(revoked, "revoked")}
 
@@ -139,7 +139,9 @@ def reset(redis: RedisServer) -> None:
 
 def error_lines(*routers: RouterProcess) -> list[dict[str, Any]]:
     return [
-        r for router in routers for r in router.records()
+        r
+        for router in routers
+        for r in router.records()
         if r.get("level") == "error" and RESET_LINE in r.get("msg", "")
     ]
 
