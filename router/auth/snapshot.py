@@ -71,8 +71,9 @@ class KeySnapshot:
             self.epoch = epoch
             self.changed = True
 
-    def to_json(self, prefix: str) -> bytes:
-        """The file's contents: the records (hashes included) and where they belong."""
+    def to_json(self, prefix: str | None) -> bytes:
+        """The file's contents: the records (hashes included) and the store ``prefix`` they
+        belong to (None in an export: any store may import it)."""
         data = {
             "object": FORMAT,
             "v": FORMAT_VERSION,

@@ -221,6 +221,17 @@ class KeyService:
             return None
         return await self._write(dataclasses.replace(record, state="revoked"))
 
+    async def merge(self, records: Iterable[KeyRecord]) -> int:
+        """Merge records from a backup, as they are (versions kept): each is written unless
+        the store holds a newer copy, so nothing is rolled back or un-revoked. How many were
+        written."""
+        batch = builtins.list(records)
+        try:
+            return await self._store.merge(batch)
+        finally:
+            for record in batch:
+                self.evict(record.id)
+
     async def _write(self, record: KeyRecord) -> KeyRecord:
         record = record.written(self._clock())  # the next version: merges keep the newest
         try:
