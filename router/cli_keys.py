@@ -202,7 +202,8 @@ async def _export(service: KeyService, args: argparse.Namespace) -> int:
 
 async def _import(service: KeyService, args: argparse.Namespace) -> int:
     try:
-        data = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+        source = sys.stdin.buffer.read if args.file == "-" else Path(args.file).read_bytes
+        data = await asyncio.to_thread(source)
     except OSError as exc:
         raise _Failed(f"cannot read {args.file}: {exc.strerror}") from None
     try:

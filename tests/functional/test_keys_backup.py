@@ -77,5 +77,6 @@ def test_import_refuses_a_malformed_file_whole(stores: tuple[Keys, Keys]) -> Non
     backup.write_text(lines)
     done = target.run("import", str(backup))
     assert done.returncode == 1
-    assert "line 2" in done.stderr and "nothing imported" in done.stderr
+    assert "line 2" in done.stderr
+    assert "nothing imported" in done.stderr
     assert target.ok("list")["data"] == []
