@@ -30,7 +30,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from pathlib import Path
 
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisError
 
 from router.auth.records import KeyRecord
 from router.auth.redis_store import RedisStore
@@ -81,6 +81,9 @@ class RestoringStore:
         if record is None and key_id in self.snapshot:
             await self.check()  # Redis may have come back empty: restore, then read again
             record = await self.store.get(key_id)
+            if record is None:
+                await self._write_back([self.snapshot.records[key_id]])
+                record = await self.store.get(key_id)
         if record is not None:
             self.snapshot.merge([record])
         return record
@@ -91,6 +94,11 @@ class RestoringStore:
         if len(records) < len(self.snapshot):
             await self.check()
             records = await self.store.list()
+            listed = {record.id for record in records}
+            missing = [known for known in self.snapshot if known.id not in listed]
+            if missing:
+                await self._write_back(missing)
+                records = await self.store.list()
         self.snapshot.merge(records)
         return records
 
@@ -180,6 +188,17 @@ class RestoringStore:
             extra={"fields": fields},
         )
 
+    async def _write_back(self, records: builtins.list[KeyRecord]) -> None:
+        # The marker survived but these records did not: evicted (a maxmemory policy of
+        # allkeys-*), or deleted by hand. No operation deletes a key (revoking keeps it), so a
+        # known record missing from the store was lost, and merging it back is safe.
+        written = await self.store.merge(records)
+        if written:
+            fields = {"keys": written, "key_ids": [record.id for record in records[:10]]}
+            log.warning(
+                "key records missing from the store; written back", extra={"fields": fields}
+            )
+
     async def _learn(self, key_id: str) -> None:
         try:
             record = await self.store.get(key_id)
@@ -205,7 +224,7 @@ class RestoringStore:
         """Check every ``check_seconds``, read every record every ``resync_seconds`` (a missed
         change cannot linger), save the snapshot when it changed; run as an owned task."""
         await warn_without_persistence(self.store)
-        next_resync = time.monotonic() + self._resync_seconds
+        next_resync = time.monotonic()  # at once: keys made while this router was down
         while True:
             await self.check()
             if time.monotonic() >= next_resync:
@@ -229,21 +248,26 @@ class RestoringStore:
 
 
 async def warn_without_persistence(store: RedisStore) -> None:
-    """Log a warning if Redis keeps no data across a restart (no RDB saves, no AOF).
+    """Log a warning if Redis keeps no data across a restart (no RDB saves, no AOF), or may
+    evict key records to free memory (a ``maxmemory-policy`` of ``allkeys-*``).
 
     Managed Redis often disables CONFIG: then nothing is known and nothing is said.
     """
     try:
-        save_rules = await store.client.config_get("save")
-        appendonly = await store.client.config_get("appendonly")
-    except ResponseError:
+        config: dict[str | None, str | None] = {}
+        for name in ("save", "appendonly", "maxmemory-policy"):
+            config.update(await store.client.config_get(name))
+    except STORE_FAILURES:  # CONFIG refused (a ResponseError), or Redis unreachable
         return
-    except STORE_FAILURES:
-        return  # unreachable: the checks report it
-    if not _text(save_rules.get("save")) and _text(appendonly.get("appendonly")) == "no":
+    if not _text(config.get("save")) and _text(config.get("appendonly")) == "no":
         log.warning(
             "Redis has no persistence (save '' and appendonly no): API keys live on in each"
             " router's snapshot and are restored after a restart, but enable appendonly yes"
+        )
+    if _text(config.get("maxmemory-policy")).startswith("allkeys"):
+        log.warning(
+            "Redis may evict API key records (maxmemory-policy allkeys-*): routers write them"
+            " back from their snapshots, but use noeviction or a volatile-* policy"
         )
 
 

@@ -121,6 +121,18 @@ async def test_a_stale_restore_is_corrected_and_nothing_revoked_comes_back(route
     assert await b.store.store.merge([stale]) == 0
 
 
+async def test_a_record_lost_while_the_marker_stayed_is_written_back(routers, redis_client):
+    """Redis evicted it (allkeys-lru) or someone deleted it: no operation deletes a key."""
+    a = routers[0]
+    record, key = await created(a, "k")
+    await a.store.check()  # the marker is set
+    await redis_client.delete(a.store.store.record_key(record.id))
+    a.service.evict("*")
+    assert (await a.service.authenticate(key)).id == record.id
+    assert a.store.restores == 0  # not a reset: the marker is still there
+    assert [r.id for r in await a.store.store.list()] == [record.id]
+
+
 async def test_a_router_that_knows_nothing_claims_nothing(routers, redis_client):
     a, b, _ = routers
     await a.store.check()
@@ -139,14 +151,18 @@ async def test_without_persistence_redis_gets_a_warning(server, redis_client, ca
     caplog.set_level(logging.WARNING, logger="router.auth.restore")
     store = RedisStore(redis_client)
     await warn_without_persistence(store)  # the test server runs with neither RDB nor AOF
-    assert [r for r in caplog.records if NO_PERSISTENCE in r.getMessage()]
+    assert [NO_PERSISTENCE in r.getMessage() for r in caplog.records] == [True]
     caplog.clear()
     await redis_client.config_set("appendonly", "yes")
     try:
         await warn_without_persistence(store)
+        assert not caplog.records
+        await redis_client.config_set("maxmemory-policy", "allkeys-lru")
+        await warn_without_persistence(store)
     finally:
         await redis_client.config_set("appendonly", "no")
-    assert not caplog.records
+        await redis_client.config_set("maxmemory-policy", "noeviction")
+    assert ["may evict" in r.getMessage() for r in caplog.records] == [True]
 
 
 async def test_a_redis_that_refuses_config_is_left_alone(server, redis_client, caplog):
