@@ -10,7 +10,7 @@ data has lost the marker too. A router checks it every second, whenever the chan
 resubscribes (Redis restarted) and whenever the store misses a key the snapshot knows; when it
 is gone, the router restores the store from its snapshot and sets a new marker, both in one Lua
 script, so of many routers exactly one restores (logged at error level, counted in
-``switchyard_key_store_restores_total``). The others see a marker they do not know and merge
+``switchyard_keystore_restores_total``). The others see a marker they do not know and merge
 their own copies in, which adds only what is newer (a rotation the restorer had not seen yet).
 Merges keep the newest copy of each record and a revoked one over any other
 (:func:`~router.auth.records.newest`), so nothing is rolled back or un-revoked.

@@ -184,7 +184,7 @@ class Instruments:
             ("operation",),
         )
         self.key_store_restores = r.counter(
-            "switchyard_key_store_restores",
+            "switchyard_keystore_restores",  # not switchyard_key_*: those name per-key series
             "Times this router found the key store reset (its epoch marker gone) and restored"
             " the keys from its snapshot.",
             (),

@@ -29,7 +29,7 @@ from tests.reliability.scan import assert_clean
 
 ADMIN_KEY = "admin-key-for-the-reliability-suite"
 BOUND = 15.0  # seconds for every key to work again after the reset: generous on a busy host
-RESTORES = "switchyard_key_store_restores_total"
+RESTORES = "switchyard_keystore_restores_total"
 RESET_LINE = "key store was reset"
 
 
