@@ -153,14 +153,16 @@ async def test_without_persistence_redis_gets_a_warning(server, redis_client, ca
     await warn_without_persistence(store)  # the test server runs with neither RDB nor AOF
     assert [NO_PERSISTENCE in r.getMessage() for r in caplog.records] == [True]
     caplog.clear()
-    await redis_client.config_set("appendonly", "yes")
+    # An RDB save rule is persistence too (one that writes no file within the test: appendonly
+    # yes would write one into the working directory at once).
+    await redis_client.config_set("save", "3600 1000000")
     try:
         await warn_without_persistence(store)
         assert not caplog.records
         await redis_client.config_set("maxmemory-policy", "allkeys-lru")
         await warn_without_persistence(store)
     finally:
-        await redis_client.config_set("appendonly", "no")
+        await redis_client.config_set("save", "")
         await redis_client.config_set("maxmemory-policy", "noeviction")
     assert ["may evict" in r.getMessage() for r in caplog.records] == [True]
 
