@@ -33,6 +33,7 @@ from pydantic import (
 from yarl import URL
 
 from balancers import STRATEGIES
+from router.limits.types import MAX_CONCURRENCY, MAX_PER_MINUTE
 
 Endpoint = Literal["chat", "embeddings", "responses", "realtime"]
 ENDPOINTS: tuple[Endpoint, ...] = ("chat", "embeddings", "responses", "realtime")
@@ -62,11 +63,13 @@ class ServerConfig(_Strict):
 
 
 class LimitsConfig(_Strict):
-    """Per-key limits: requests and tokens per minute, concurrent requests (unset: none)."""
+    """Per-key limits: requests and tokens per minute, concurrent requests (unset: none).
 
-    rpm: int | None = Field(None, ge=0)
-    tpm: int | None = Field(None, ge=0)
-    concurrency: int | None = Field(None, ge=0)
+    0 refuses every request of the key; the bounds are router.limits.types.MAX_LIMITS."""
+
+    rpm: int | None = Field(None, ge=0, le=MAX_PER_MINUTE)
+    tpm: int | None = Field(None, ge=0, le=MAX_PER_MINUTE)
+    concurrency: int | None = Field(None, ge=0, le=MAX_CONCURRENCY)
 
 
 class KeyConfig(_Strict):
@@ -142,6 +145,13 @@ class HealthConfig(_Strict):
     max_cooldown: float = Field(300.0, gt=0)
     latency_decay: float = Field(10.0, gt=0)
 
+    @model_validator(mode="after")
+    def _cooldown_within_cap(self) -> HealthConfig:
+        # balancers.HealthPolicy refuses this pair at start; the schema must refuse it first.
+        if self.cooldown > self.max_cooldown:
+            raise ValueError("cooldown must not be longer than max_cooldown")
+        return self
+
 
 class RetryConfig(_Strict):
     attempts: int = Field(3, ge=1, le=10)  # per pool, the first try included
@@ -158,10 +168,14 @@ class RedisConfig(_Strict):
 
     url: str = Field(pattern=r"^(redis|rediss|unix)://")
     prefix: str = "sy:"
-    # Every limiter call is bounded by this; past it the request is admitted (fail_open,
-    # counted and logged) or refused with 503 (fail_closed). Nothing waits on a sick Redis.
-    timeout_ms: float = Field(50.0, gt=0)
+    # Redis's answer to a limiter call is bounded by this; past it the request is admitted
+    # (fail_open, counted and logged) or refused with 503 (fail_closed). Nothing waits on a
+    # sick Redis. Queueing behind a burst's other calls is not counted (router.limits.pipeline).
+    timeout_ms: float = Field(50.0, gt=0, le=60_000)
     failure: Literal["fail_open", "fail_closed"] = "fail_open"
+    # The key store's pool; past it, operations wait for a free connection (bounded, see
+    # router.redisconn). The limiter has its own few connections and never waits on these.
+    max_connections: int = Field(50, ge=2, le=10_000)
 
 
 class StoreConfig(_Strict):

@@ -15,7 +15,6 @@ import time
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
-import redis.asyncio
 from aiohttp import web
 
 from router.appkeys import AUTH, CONFIG, KEYRING, LIMITER, METRICS, REDIS
@@ -26,7 +25,9 @@ from router.auth.snapshot import load
 from router.auth.store import KeyService
 from router.auth.stores import open_store
 from router.limits import LocalLimiter, RedisLimiter
+from router.limits.types import failure_reason
 from router.metrics import Metrics
+from router.redisconn import limiter_client, refuse_cluster, shared_client
 
 logger = logging.getLogger("switchyard")
 LAST_USED_FLUSH_SECONDS = 5.0
@@ -34,14 +35,17 @@ LOG_EVERY_SECONDS = 10.0
 
 
 async def redis_client(app: web.Application) -> AsyncIterator[None]:
+    """The shared client (key store); a Redis Cluster is refused here, before anything uses it."""
     config = app[CONFIG].redis
     if config is None:
         yield
         return
-    timeout = max(config.timeout_ms / 1000, 0.5)
-    client = redis.asyncio.Redis.from_url(
-        config.url, socket_timeout=timeout, socket_connect_timeout=timeout
-    )
+    client = shared_client(config)
+    try:
+        await refuse_cluster(client)
+    except BaseException:
+        await client.aclose()
+        raise
     app[REDIS] = client
     yield
     await client.aclose()
@@ -82,12 +86,15 @@ async def _restoring(app: web.Application, store: RedisStore) -> RestoringStore:
 
 
 async def limiter(app: web.Application) -> AsyncIterator[None]:
+    """The in-process limiter, or the Redis one on a client of its own (router.redisconn)."""
     config = app[CONFIG].redis
+    client = None
     if config is None:
         app[LIMITER] = LocalLimiter()
     else:
+        client = limiter_client(config)
         app[LIMITER] = RedisLimiter(
-            app[REDIS],
+            client,
             prefix=config.prefix,
             timeout=config.timeout_ms / 1000,
             fail_open=config.failure == "fail_open",
@@ -95,6 +102,8 @@ async def limiter(app: web.Application) -> AsyncIterator[None]:
         )
     yield
     await app[LIMITER].close()
+    if client is not None:
+        await client.aclose()
 
 
 class _LimiterErrors:
@@ -108,12 +117,19 @@ class _LimiterErrors:
         self._count = 0
 
     def __call__(self, exc: BaseException, operation: str) -> None:
+        reason = failure_reason(exc)
         if self._metrics is not None:
-            self._metrics.redis_error(operation)
+            self._metrics.redis_error(operation, reason)
         self._count += 1
         now = time.monotonic()
         if now - self._last >= LOG_EVERY_SECONDS:
-            fields = {"policy": self._policy, "errors": self._count, "error": type(exc).__name__}
+            fields = {
+                "policy": self._policy,
+                "errors": self._count,
+                "operation": operation,
+                "reason": reason,
+                "error": type(exc).__name__,
+            }
             logger.warning("rate-limit store unavailable", extra={"fields": fields})
             self._last, self._count = now, 0
 

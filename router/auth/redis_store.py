@@ -2,7 +2,7 @@
 
 Layout (``sy:`` is the default prefix)::
 
-    sy:key:{<id>}     the record's JSON; braces make the id the Redis Cluster hash tag
+    sy:key:{<id>}     the record's JSON; braces make the id a hash tag
     sy:keys           set of every key id
     sy:last-used      sorted set, id -> last use; ZADD GT only ever raises a score
     sy:key-changes    pub/sub channel: the id of every record put
@@ -16,8 +16,9 @@ Pub/sub is fire-and-forget: a subscriber that was disconnected has missed messag
 :meth:`RedisStore.changes` yields ``"*"`` (evict everything) whenever it (re)subscribes, and
 resubscribes after a connection loss with a bounded, doubling pause.
 
-Redis Cluster: the ids set, the last-used set and each record sit in different slots, so the
-script's keys cross slots; it needs one Redis (or one hash tag for every key name).
+This is a single-node store: the router refuses a Redis Cluster at start (router.redisconn).
+On a cluster the ids set, the last-used set and each record would sit in different slots, so
+the merge script, which writes them together, could not stay as it is.
 """
 
 from __future__ import annotations
