@@ -1,13 +1,11 @@
 -- Write key records unless the store holds a newer copy: the rule of `newest` in
--- router/auth/records.py (revoked first, then version, then updated_at), in one atomic call,
--- so a restore, an import and an admin's write never interleave.
+-- router/auth/records.py (revoked first, then version, then updated_at), atomically per call,
+-- so a restore, an import and an admin's write never interleave within a record.
 --
--- KEYS[1] the ids set, KEYS[2] the last-used sorted set, KEYS[3] the epoch marker,
--- KEYS[3 + i] the record key of record i.
--- ARGV[1] the change channel; ARGV[2] an epoch to claim ('' for none): refused if the marker
--- exists; ARGV[3] '1' if a tie writes (a put), '0' if it keeps the stored copy (a merge);
--- then 6 values per record: id, json, revoked (1 or 0), version, updated_at, last_used ('').
--- Returns {written, marker}; written is -1 when the claim was refused (nothing is written).
+-- KEYS[1] the ids set, KEYS[2] the last-used sorted set, KEYS[2 + i] the record key of record i.
+-- ARGV[1] the change channel; ARGV[2] '1' if a tie writes (a put), '0' if it keeps the stored
+-- copy (a merge); then 6 values per record: id, json, revoked (1 or 0), version, updated_at,
+-- last_used ('' for none). Returns how many records were written.
 
 local function rank(raw)
   local ok, record = pcall(cjson.decode, raw)
@@ -30,22 +28,15 @@ local function wins(incoming, stored, tie)
   return tie
 end
 
-local marker = redis.call('GET', KEYS[3])
-if ARGV[2] ~= '' then
-  if marker then return {-1, marker} end
-  redis.call('SET', KEYS[3], ARGV[2])
-  marker = ARGV[2]
-end
-
-local tie = ARGV[3] == '1'
+local tie = ARGV[2] == '1'
 local written = 0
-for i = 1, #KEYS - 3 do
-  local base = 3 + (i - 1) * 6
+for i = 1, #KEYS - 2 do
+  local base = 2 + (i - 1) * 6
   local id, json = ARGV[base + 1], ARGV[base + 2]
   local incoming = {tonumber(ARGV[base + 3]), tonumber(ARGV[base + 4]), tonumber(ARGV[base + 5])}
-  local stored = redis.call('GET', KEYS[3 + i])  -- false when there is none
+  local stored = redis.call('GET', KEYS[2 + i])  -- false when there is none
   if wins(incoming, stored and rank(stored) or nil, tie) then
-    redis.call('SET', KEYS[3 + i], json)
+    redis.call('SET', KEYS[2 + i], json)
     redis.call('SADD', KEYS[1], id)
     if ARGV[base + 6] ~= '' then
       redis.call('ZADD', KEYS[2], 'GT', ARGV[base + 6], id)
@@ -54,4 +45,4 @@ for i = 1, #KEYS - 3 do
     written = written + 1
   end
 end
-return {written, marker or ''}
+return written

@@ -7,6 +7,7 @@ Layout (``sy:`` is the default prefix)::
     sy:last-used      sorted set, id -> last use; ZADD GT only ever raises a score
     sy:key-changes    pub/sub channel: the id of every record put
     sy:keys-epoch     a random marker set by the last restore: gone means Redis lost its data
+                      ("restoring:<token>", expiring, while a router restores)
 
 Every write goes through one Lua script (``merge.lua``) that keeps the newer copy of a record
 (:func:`~router.auth.records.newest`: revocation wins, then the version), so a stale write, a
@@ -45,8 +46,13 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _MERGE = resources.files("router.auth").joinpath("merge.lua").read_text(encoding="utf-8")
-# Records per script call in merge(): a restore of any size stays one atomic call, but an
-# import of many keys should not block Redis for long in one go.
+# Compare and set: the claim becomes the epoch only if it is still the claimer's.
+_SETTLE = (
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then"
+    " redis.call('SET', KEYS[1], ARGV[2]) return 1 end return 0"
+)
+# Records per merge script call: about 30 ms of Redis's time on a loaded 2-core machine, so a
+# restore of many keys never holds up the rate limiter's calls for long.
 _MERGE_BATCH = 1000
 _CONNECTION_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 _MIN_PAUSE = 0.05
@@ -81,6 +87,7 @@ class RedisStore:
         self._last_used = f"{prefix}last-used"
         self._epoch = f"{prefix}keys-epoch"
         self._merge_script = client.register_script(_MERGE)
+        self._settle = client.register_script(_SETTLE)
         self._owns_client = False
         self._closed = asyncio.Event()
 
@@ -141,14 +148,15 @@ class RedisStore:
         await self._retry_once(lambda: self._merge([record], tie=True))
 
     async def merge(self, records: Iterable[KeyRecord]) -> int:
-        """Write each record the store has no newer copy of; how many were written."""
+        """Write each record the store has no newer copy of; how many were written.
+
+        In calls of :data:`_MERGE_BATCH` records: each is atomic, and none blocks Redis long.
+        """
         batch = builtins.list(records)
         written = 0
         for start in range(0, len(batch), _MERGE_BATCH):
-            chunk = batch[start : start + _MERGE_BATCH]
-            merge = functools.partial(self._merge, chunk, tie=False)
-            count, _ = await self._retry_once(merge)
-            written += count
+            merge = functools.partial(self._merge, batch[start : start + _MERGE_BATCH], tie=False)
+            written += await self._retry_once(merge)
         return written
 
     async def epoch(self) -> str | None:
@@ -156,28 +164,26 @@ class RedisStore:
         raw = await self._retry_once(lambda: self.client.get(self._epoch))
         return None if raw is None else _text(raw)
 
-    async def restore(self, records: Iterable[KeyRecord], epoch: str) -> int | None:
-        """Claim ``epoch`` and merge ``records``, atomically; None if the marker exists.
+    async def claim(self, token: str, ttl: float) -> bool:
+        """Set the marker to ``token`` for ``ttl`` seconds if there is none (SET NX PX): of
+        the routers that find it gone, one restores; if it dies, the claim expires."""
+        claim = functools.partial(self.client.set, self._epoch, token, nx=True, px=int(ttl * 1000))
+        return bool(await self._retry_once(claim))
 
-        One call (one Lua script), so of several routers that find the marker gone, exactly
-        one restores, and the others see the marker only once the records are back.
-        """
-        batch = builtins.list(records)
-        count, _ = await self._retry_once(lambda: self._merge(batch, tie=False, claim=epoch))
-        return None if count < 0 else count
+    async def settle(self, token: str, epoch: str) -> bool:
+        """Replace the claim ``token`` by ``epoch``, for good; False if the claim was lost."""
+        settle = functools.partial(self._settle, keys=[self._epoch], args=[token, epoch])
+        return bool(await self._retry_once(settle))
 
-    async def _merge(
-        self, records: Iterable[KeyRecord], *, tie: bool, claim: str = ""
-    ) -> tuple[int, str]:
-        keys = [self._ids, self._last_used, self._epoch]
-        args: builtins.list[str | bytes | int | float] = [self.channel, claim, int(tie)]
+    async def _merge(self, records: Iterable[KeyRecord], *, tie: bool) -> int:
+        keys = [self._ids, self._last_used]
+        args: builtins.list[str | bytes | int | float] = [self.channel, int(tie)]
         for record in records:
             keys.append(self.record_key(record.id))
             revoked, version, updated = record.rank
             used = "" if record.last_used_at is None else repr(record.last_used_at)
             args += [record.id, record.to_json(), int(revoked), version, repr(updated), used]
-        written, marker = await self._merge_script(keys=keys, args=args)
-        return int(written), _text(marker)
+        return int(await self._merge_script(keys=keys, args=args))
 
     async def touch(self, last_used: Mapping[str, float]) -> None:
         """Raise last-use times (one ZADD GT; never lowers one); not a change."""

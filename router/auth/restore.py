@@ -8,12 +8,13 @@ revoked keys included), current from the store's change feed, and saved to a fil
 Redis holds an epoch marker (``<prefix>keys-epoch``, a random string). A Redis that lost its
 data has lost the marker too. A router checks it every second, whenever the change feed
 resubscribes (Redis restarted) and whenever the store misses a key the snapshot knows; when it
-is gone, the router restores the store from its snapshot and sets a new marker, both in one Lua
-script, so of many routers exactly one restores (logged at error level, counted in
-``switchyard_keystore_restores_total``). The others see a marker they do not know and merge
-their own copies in, which adds only what is newer (a rotation the restorer had not seen yet).
-Merges keep the newest copy of each record and a revoked one over any other
-(:func:`~router.auth.records.newest`), so nothing is rolled back or un-revoked.
+is gone, the router claims the restore (``SET NX`` of an expiring ``restoring:`` marker), so of
+many routers exactly one restores (logged at error level, counted in
+``switchyard_keystore_restores_total``), merges its snapshot in, and sets a new epoch. The
+others see an epoch they do not know and merge their own copies in, which adds only what is
+newer (a rotation the restorer had not seen yet); meanwhile a lookup that misses writes its
+one record back at once. Merges keep the newest copy of each record and a revoked one over any
+other (:func:`~router.auth.records.newest`), so nothing is rolled back or un-revoked.
 
 This is anti-entropy between replicas, as Dynamo and Cassandra repair with it; the marker is
 the generation number a restarted peer announces there, here written by whoever restores.
@@ -43,6 +44,10 @@ STORE_FAILURES = (RedisError, OSError)
 CHECK_SECONDS = 1.0
 RESYNC_SECONDS = 30.0
 LOG_EVERY_SECONDS = 30.0
+RESTORING = "restoring:"
+"""The marker while a router restores: it expires, so a router that dies restoring is
+replaced by another."""
+CLAIM_SECONDS = 60.0
 
 
 class RestoringStore:
@@ -68,6 +73,9 @@ class RestoringStore:
         self._resync_seconds = resync_seconds
         self._lock = asyncio.Lock()
         self._started = self._done = 0  # numbered checks: see check()
+        self._marker: str | None = None  # as the last check found it
+        self._claim: str | None = None  # this router's restore in progress
+        self._claim_written = 0
         self._failing_since: float | None = None
 
     def __repr__(self) -> str:
@@ -152,28 +160,38 @@ class RestoringStore:
                 self._done = self._started
 
     async def _check(self) -> None:
-        marker = await self.store.epoch()
+        marker = self._marker = await self.store.epoch()
         if marker is not None and marker == self.snapshot.epoch:
             return
+        if marker is not None and marker.startswith(RESTORING) and marker != self._claim:
+            return  # another router is restoring: the next check merges in what it lacked
         self.snapshot.merge(await self.store.list())  # what the store holds joins the copy
-        if marker is None:
-            if not self.snapshot:  # nothing known: nothing to restore (a new deployment)
-                return
-            epoch = secrets.token_hex(16)
-            written = await self.store.restore(self.snapshot, epoch)
-            if written is not None:
-                self.snapshot.set_epoch(epoch)
-                self._restored(written)
-                return
-            marker = await self.store.epoch()  # another router restored a moment ago
-            if marker is None:
-                return  # and Redis lost it again already: the next check starts over
+        if marker is None or marker == self._claim:
+            await self._restore()
+            return
         # An epoch this router has not seen: another router restored, or this one was away.
         written = await self.store.merge(self.snapshot)
         if written:
             fields = {"keys": written, "known": len(self.snapshot)}
             log.warning("key store: wrote back newer key records", extra={"fields": fields})
         self.snapshot.set_epoch(marker)
+
+    async def _restore(self) -> None:
+        """Claim the restore (an expiring marker), merge every record, then set the epoch."""
+        if not self.snapshot:  # nothing known: nothing to restore (a new deployment)
+            return
+        if self._claim is None:  # else a restore of ours failed half-way: go on with it
+            token = RESTORING + secrets.token_hex(16)
+            if not await self.store.claim(token, CLAIM_SECONDS):
+                return  # another router claimed it a moment ago
+            self._claim, self._claim_written = token, 0
+        self._claim_written += await self.store.merge(self.snapshot)
+        epoch = secrets.token_hex(16)
+        settled = await self.store.settle(self._claim, epoch)
+        self._claim = None
+        if settled:
+            self.snapshot.set_epoch(epoch)
+            self._restored(self._claim_written)
 
     def _restored(self, written: int) -> None:
         if not written:  # the marker was missing but nothing else: an upgrade, a new store
@@ -193,7 +211,7 @@ class RestoringStore:
         # allkeys-*), or deleted by hand. No operation deletes a key (revoking keeps it), so a
         # known record missing from the store was lost, and merging it back is safe.
         written = await self.store.merge(records)
-        if written:
+        if written and not (self._marker or "").startswith(RESTORING):  # else it is no news
             fields = {"keys": written, "key_ids": [record.id for record in records[:10]]}
             log.warning(
                 "key records missing from the store; written back", extra={"fields": fields}

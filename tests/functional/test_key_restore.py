@@ -80,6 +80,7 @@ async def test_of_routers_that_find_redis_reset_exactly_one_restores(routers, re
 
     await redis_client.flushall()
     await asyncio.gather(*(router.store.check() for router in routers))
+    await asyncio.gather(*(router.store.check() for router in routers))  # the next tick
 
     assert sum(router.store.restores for router in routers) == 1
     assert await stored(a) == before
@@ -95,6 +96,25 @@ async def test_a_lookup_of_a_known_key_restores_at_once(routers, redis_client):
     a.service.evict("*")  # what the feed's resubscription does after a restart
     assert (await a.service.authenticate(key)).id == record.id  # no timer, no wait
     assert a.store.restores == 1
+
+
+async def test_a_restore_claimed_by_a_router_that_died_is_taken_over(routers, redis_client):
+    a = routers[0]
+    (looked_up, key), (other, _) = await created(a, "looked-up"), await created(a, "other")
+    await a.store.check()
+    await redis_client.flushall()
+    await redis_client.set("sy:keys-epoch", "restoring:a-router-that-died", px=300)
+    a.service.evict("*")
+    # Another router is restoring: a lookup does not wait for it, it writes its record back.
+    assert (await a.service.authenticate(key)).id == looked_up.id
+    assert [record.id for record in await a.store.store.list()] == [looked_up.id]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    while a.store.restores == 0:  # the claim expires and this router takes over
+        assert loop.time() < deadline, "the dead router's claim never expired"
+        await asyncio.sleep(0.05)
+        await a.store.check()
+    assert {record.id for record in await a.store.store.list()} == {looked_up.id, other.id}
 
 
 async def test_a_stale_restore_is_corrected_and_nothing_revoked_comes_back(routers, redis_client):
