@@ -211,9 +211,18 @@ class RedisConfig(_Strict):
 
 
 class StoreConfig(_Strict):
-    """The embedded key store, used when no Redis is configured."""
+    """The embedded key store, used when no Redis is configured; with Redis, the file where
+    each router keeps its snapshot of every key (hashes only), restored if Redis loses them."""
 
     path: str = ".switchyard/keys.sqlite3"
+    snapshot_path: str | None = None  # default: keys-snapshot.json beside ``path``
+
+    @property
+    def snapshot_file(self) -> Path:
+        """Where the snapshot of the keys lives: ``snapshot_path``, else beside ``path``."""
+        if self.snapshot_path is not None:
+            return Path(self.snapshot_path)
+        return Path(self.path).with_name("keys-snapshot.json")
 
 
 class AdminConfig(_Strict):

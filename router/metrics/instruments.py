@@ -185,6 +185,12 @@ class Instruments:
             "Failed Redis operations of the rate limiter (admit, flush, renew), by reason.",
             ("operation", "reason"),
         )
+        self.key_store_restores = r.counter(
+            "switchyard_keystore_restores",  # not switchyard_key_*: those name per-key series
+            "Times this router found the key store reset (its epoch marker gone) and restored"
+            " the keys from its snapshot.",
+            (),
+        )
 
 
 class KeyInstruments:

@@ -170,6 +170,7 @@ class Metrics:
             m.fail_closed.labels(reason)
             for operation in ("admit", "flush", "renew"):
                 m.redis_errors.labels(operation, reason)
+        m.key_store_restores.labels()
 
     def bind_backend(self, model: str, backend: str) -> BackendMetrics:
         bound = self._backends[model, backend] = BackendMetrics(self._m, model, backend)
@@ -266,6 +267,10 @@ class Metrics:
     def redis_error(self, operation: str, reason: FailureReason) -> None:
         """A rate-limiter call to Redis failed (``reason``: timeout, connection, error)."""
         self._m.redis_errors.labels(operation, reason).inc()
+
+    def key_store_restored(self) -> None:
+        """This router restored the key store from its snapshot after a reset."""
+        self._m.key_store_restores.labels().inc()
 
     def __repr__(self) -> str:
         return f"<Metrics {len(self._backends)} backends, {len(self._series)} request series>"
