@@ -13,6 +13,7 @@ during an outage retries add at most ``budget_percent`` to the load, not a multi
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TypeVar
@@ -121,7 +122,7 @@ class Forwarder:
                 return await self._retry(route, tried, last, attempt, ctx)
             except Retryable as failure:
                 last = failure
-        raise _client_error(last, chain[0].model)
+        raise _client_error(last, chain)
 
     async def _retry(
         self,
@@ -277,10 +278,23 @@ def _release(backend: Backend, response: aiohttp.ClientResponse | None) -> None:
     backend.end()
 
 
-def _client_error(last: Retryable | None, model: str) -> RouterError:
+def _client_error(last: Retryable | None, chain: tuple[Route, ...]) -> RouterError:
     if last is None:
-        return ServiceUnavailable(f"No backend of `{model}` is available.", code="no_backend")
+        return _no_backend(chain)
     error = last.error
     if last.retry_after is not None:
         error.headers["retry-after"] = str(max(1, round(last.retry_after)))
     return error
+
+
+def _no_backend(chain: tuple[Route, ...]) -> ServiceUnavailable:
+    """No pool of the chain had a backend to try: every one is cooling down (or carries its
+    one probe). Answered at once, with ``retry-after`` when the earliest probe is due (at
+    least 1 s; 1 s too while only probes are in flight, whose answer comes soon)."""
+    waits = [wait for route in chain if (wait := route.pool.retry_in()) is not None]
+    seconds = max(1, math.ceil(min(waits))) if waits else 1
+    return ServiceUnavailable(
+        f"No backend of `{chain[0].model}` is available; retry in {seconds} s.",
+        code="no_backend",
+        headers={"retry-after": str(seconds)},
+    )
