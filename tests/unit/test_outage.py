@@ -111,7 +111,8 @@ def test_a_full_outage_sends_only_probes(strategy: str, k: int):
         if chosen is None:
             refused += 1
             wait = pool.retry_in()
-            assert wait is not None and 0.0 < wait <= policy.max_cooldown
+            assert wait is not None
+            assert 0.0 < wait <= policy.max_cooldown
             continue
         attempts[chosen.name].append(clock.now)
         chosen.on_failure(clock.now)  # connection refused: the answer comes at once
