@@ -15,8 +15,8 @@ instance with ``POST /_fake/faults``. Keys (all optional):
                       by default right after ``session.created``) instead of dropping it
 ``close_reason``      realtime: the reason sent with ``close_code``
 ``error_after``       stream: send an ``event: error`` after N events and end the stream there
-``echo_key``          quote the credentials the request presented (``Authorization``,
-                      ``api-key``, ``x-api-key``) in the error message, as some upstreams do
+``echo_key``          quote the credentials the request presented (``Authorization``, any
+                      ``*-key`` or ``*-token`` header) in the error message, as some upstreams do
                       ("Incorrect API key provided: sk-..."); realtime: in an ``error`` event
                       right after ``session.created``
 
@@ -46,6 +46,7 @@ _MESSAGES = {
     504: "Gateway timeout (scripted fault).",
 }
 _CODES = {401: "invalid_api_key", 429: "rate_limit_exceeded"}
+_CREDENTIALS = ("authorization", "proxy-authorization")
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,8 +152,8 @@ def message_for(fault: Fault, request: web.Request, message: str) -> str:
         return message
     presented = [
         f"{name}: {value}"
-        for name in ("Authorization", "api-key", "x-api-key")
-        if (value := request.headers.get(name))
+        for name, value in request.headers.items()
+        if name.lower() in _CREDENTIALS or name.lower().endswith(("-key", "-token"))
     ]
     return f"{message} Credentials received: {'; '.join(presented) or 'none'}."
 
