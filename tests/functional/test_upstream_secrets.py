@@ -15,6 +15,7 @@ import httpx
 import openai
 import orjson
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 from tests.functional.conftest import (
     CLIENT_KEY,
@@ -31,7 +32,7 @@ from tests.reliability.scan import assert_clean
 API_KEY_HEADER = "xk-7Qf2Lr9Zt4Wm8Kp3Vn6Hb1Jd"  # x-api-key: secret by its name
 ORG_TOKEN = "ot-Y5s8Gx2Nc7Rv4Tq9Pz1Mw6Ea"  # X-Org-Token: secret because it is marked
 SECRETS = (UPSTREAM_KEY_A, API_KEY_HEADER, ORG_TOKEN, CLIENT_KEY)
-HELLO = [{"role": "user", "content": "Hello"}]
+HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Hello"}]
 
 
 def _router(start_router: RouterFactory, fake: Fake) -> RouterProcess:
@@ -47,7 +48,7 @@ def _post(router: RouterProcess, path: str, body: dict[str, Any]) -> httpx.Respo
     return httpx.post(f"{router.base_url}/{path}", json=body, headers=headers, timeout=30)
 
 
-BODIES = {
+BODIES: dict[str, dict[str, Any]] = {
     "chat/completions": {"model": "gpt-4o", "messages": HELLO},
     "embeddings": {"model": "text-embedding-3-small", "input": "Hello"},
     "responses": {"model": "gpt-4o", "input": "Hello"},
