@@ -152,7 +152,8 @@ async def _forward_events(
             if not chunk:
                 watch.idle()
                 continue
-        if scrubber is not None and reports_error(chunk):  # one substring test when healthy
+        # A healthy chat chunk pays one substring test here; error events lose the secrets.
+        if scrubber is not None and b"error" in chunk and reports_error(chunk):
             chunk = scrubber.events(chunk)
         if not complete:
             complete = _ends(chunk, ends)

@@ -8,11 +8,14 @@ passes through :class:`Scrubber` before the client gets it.
 
 What counts as the secret: the backend's ``api_key``, the values of its credential headers
 (:func:`secret_values`), each also URL-encoded and in base64. What counts as a leak: any run of
-at least :data:`MIN_FRAGMENT` characters of one of those, so a key cut short ("sk-proj-abc1..."),
-or masked in the middle the way OpenAI masks keys ("sk-proj-abc1****************wxyz", when the
-ends shown are that long), is caught as well as the whole key. Shorter runs are not: OpenAI's own
-masks show 3 to 4 characters at each end, which say nothing an attacker can use, and matching
-that short would redact ordinary words. The run found is replaced by :data:`MARK`.
+at least :data:`MIN_FRAGMENT` (12) characters of one of those, so a key cut short
+("sk-proj-Q8wLz3R..."), or masked in the middle with long ends, is caught as well as the whole
+key; a secret shorter than that is matched whole. Twelve is the leak test's own measure
+(``tests/reliability/scan.py``). Shorter runs are left: OpenAI's masks show the public prefix
+and 4 characters ("sk-proj-****...Y1cA"); 8 to 11 characters of a 40-character random key
+leave some 170 bits unknown; and at 8, ordinary words of a human-chosen secret get redacted
+("upstream says bye" became "[redacted] says bye" for the key "upstream-secret-key-aaaa").
+The run found is replaced by :data:`MARK`.
 
 JSON stays JSON: a JSON body is parsed, its strings scrubbed and the body re-encoded (only when
 something was found, so a clean error body is relayed byte for byte); a body that is not JSON is
@@ -37,7 +40,7 @@ import orjson
 from router.config import BackendConfig
 
 MARK = "[redacted]"
-MIN_FRAGMENT = 8
+MIN_FRAGMENT = 12
 # Header names that carry credentials by convention (RFC 9110's Authorization and
 # Proxy-Authorization, Azure's api-key, the common X-Api-Key): secret without being marked.
 CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "api-key", "x-api-key"})

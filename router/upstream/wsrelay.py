@@ -41,6 +41,8 @@ from router.usage import Usage, usage_of
 _SENDABLE = frozenset({1000, 1001, 1002, 1003, *range(1007, 1015)})
 _DATA = (WSMsgType.TEXT, WSMsgType.BINARY)
 _DONE = b'"response.done"'  # inside a JSON string it would read \"response.done\"
+_ERROR = b'"error"'
+_HEAD = 256  # bytes of a frame searched for "error": the type of an event comes first
 
 OnUsage = Callable[[int], Awaitable[None]]
 
@@ -191,13 +193,14 @@ class Relay:
                 return self._upstream_ended(msg.type, msg.data, msg.extra)
             data: bytes = msg.data
             self._count(traffic, data)
-            if scrubber is not None and msg.type is WSMsgType.TEXT and reports_error(data):
+            done = msg.type is WSMsgType.TEXT and _DONE in data
+            if scrubber is not None and msg.type is WSMsgType.TEXT and _may_fail(data, done):
                 data = scrubber.body(data)  # an error event may quote the backend's key
             try:
                 await client.send_frame(data, msg.type)
             except ConnectionError:
                 return CLIENT_GONE
-            if msg.type is WSMsgType.TEXT and _DONE in data:
+            if done:
                 await self._account(data)
 
     def _count(self, traffic: Traffic, data: bytes) -> None:
@@ -234,6 +237,15 @@ class Relay:
 
     def __repr__(self) -> str:
         return f"<Relay {self._stats!r}>"
+
+
+def _may_fail(data: bytes, done: bool) -> bool:
+    """Whether an upstream text frame may report an error: an ``error`` event (its type is in
+    its first bytes, where OpenAI writes ``event_id`` and ``type``), or a ``response.done``
+    whose response failed. A healthy audio or text delta costs a search of its head only."""
+    if data.find(_ERROR, 0, _HEAD) < 0 and not done:
+        return False
+    return reports_error(data)
 
 
 def _client_ended(kind: WSMsgType, code: object, reason: str | None) -> Ending:

@@ -50,23 +50,30 @@ def test_secret_headers_must_name_a_header():
     [
         (f"Incorrect API key provided: {KEY}.", f"Incorrect API key provided: {MARK}."),
         (f"key {KEY[:12]}... was refused", f"key {MARK}... was refused"),  # cut to a prefix
-        (f"key ...{KEY[-9:]}", f"key ...{MARK}"),  # a suffix
-        (f"{KEY[:10]}*****{KEY[-8:]}", f"{MARK}*****{MARK}"),  # masked with long ends
-        (f"sk-proj-Q8w***...a0Pe {KEY[5:20]}", f"{MARK}***...a0Pe {MARK}"),  # a middle run
+        (f"key ...{KEY[-12:]}", f"key ...{MARK}"),  # a suffix
+        (f"{KEY[:13]}*****{KEY[-12:]}", f"{MARK}*****{MARK}"),  # masked with long ends
+        (f"{KEY[5:20]}", MARK),  # a middle run
+        ("sk-proj-****************Sa0Pe", "sk-proj-****************Sa0Pe"),  # OpenAI's mask
         (f"url: ?key={quote(KEY, safe='')}", f"url: ?key={MARK}"),
         (f"basic {base64.b64encode(KEY.encode()).decode()}", f"basic {MARK}"),
         (f"{KEY}{KEY}!", f"{MARK}{MARK}!"),
         ("Invalid value for 'temperature': 3.", "Invalid value for 'temperature': 3."),
-        (f"{KEY[:7]} is too short to say anything", f"{KEY[:7]} is too short to say anything"),
+        (f"{KEY[:11]} is too short to say anything", f"{KEY[:11]} is too short to say anything"),
     ],
 )
 def test_text(text: str, expected: str):
     assert SCRUB.text(text) == expected
 
 
-def test_short_prefixes_like_openais_mask_are_left():
-    # OpenAI shows "sk-proj-Q8w***...a0Pe": 4 characters at the end reveal nothing.
-    assert SCRUB.text("a0Pe") == "a0Pe"
+def test_a_short_secret_is_matched_whole():
+    scrub = Scrubber(["tok-1234"])
+    assert scrub.text("tok-1234, tok-123") == f"{MARK}, tok-123"
+
+
+def test_words_of_a_human_chosen_secret_survive():
+    scrub = Scrubber(["upstream-secret-key-aaaa"])
+    assert scrub.text("upstream says bye") == "upstream says bye"
+    assert scrub.text("key upstream-secret-k...") == f"key {MARK}..."
 
 
 def test_json_body_stays_json_with_the_right_bytes():
