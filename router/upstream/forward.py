@@ -108,15 +108,18 @@ class Forwarder:
         """
         self.budget.deposit()
         last: Retryable | None = None
+        unsent = False  # the previous pool had no backend to try: nothing went upstream
         for index, route in enumerate(chain):
-            if index and not self._fall_back(chain[index - 1].model, route.model, last):
+            if index and not self._fall_back(chain[index - 1].model, route.model, last, unsent):
                 break
             tried: set[BackendState] = set()
             try:
                 return await _try(route, tried, attempt, ctx)
             except PoolExhausted:
+                unsent = True
                 continue
             except Retryable as failure:
+                unsent = False
                 last = failure
             try:
                 return await self._retry(route, tried, last, attempt, ctx)
@@ -163,13 +166,17 @@ class Forwarder:
         except PoolExhausted:  # every backend left is busy probing: the last failure stands
             raise last[0] from None
 
-    def _fall_back(self, model: str, fallback: str, last: Retryable | None) -> bool:
-        """May the request go on to ``fallback``? Spends from the retry budget."""
-        if not self.budget.try_withdraw():
+    def _fall_back(self, model: str, fallback: str, last: Retryable | None, unsent: bool) -> bool:
+        """May the request go on to ``fallback``? Spends from the retry budget, unless nothing
+        was sent upstream for ``model``: the budget caps re-sends (Finagle counts retries), and
+        a pool whose backends are all cooling down sent nothing. Otherwise a long outage of a
+        model would drain the budget and refuse the fallback that still works."""
+        if not unsent and not self.budget.try_withdraw():
             self._budget_exhausted(model)
             return False
         if self._metrics is not None:
-            self._metrics.fell_back(model, fallback, last.reason if last else "no_backend")
+            reason = "no_backend" if unsent or last is None else last.reason
+            self._metrics.fell_back(model, fallback, reason)
         return True
 
     def _budget_exhausted(self, model: str) -> None:

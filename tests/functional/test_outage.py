@@ -82,3 +82,25 @@ def test_fallbacks_apply_before_no_backend(start_router: RouterFactory, fake_b: 
     # The dead backend is tried until it is ejected (3 failures), never after.
     assert [line["attempts"] for line in lines] == [2, 2, 2] + [1] * 17
     assert time.monotonic() - started < 30
+
+
+def test_falling_back_from_a_dead_pool_spends_no_retry(
+    start_router: RouterFactory, fake_b: Fake
+) -> None:
+    """A pool with no backend to try sent nothing upstream: its fallback is no retry, so an
+    exhausted retry budget (here: none at all) does not refuse it."""
+    models = {
+        "gpt-4o": {"backends": [_dead("d1")], "fallbacks": ["gpt-4o-mini"]},
+        "gpt-4o-mini": {"backends": [backend(fake_b, UPSTREAM_KEY_B)]},
+    }
+    no_retries = {"budget_percent": 0, "budget_min_per_second": 0}
+    router = start_router(make_config(models, health={"cooldown": COOLDOWN}, retry=no_retries))
+    # No budget: the failures that eject d1 get no retry and no fallback.
+    assert [_post(router).status_code for _ in range(3)] == [502] * 3
+    for _ in range(10):
+        response = _post(router)
+        assert response.status_code == 200
+        assert response.headers["x-switchyard-backend"] == "fake-b"
+    metrics = scrape(f"{router.url}/metrics")
+    fallbacks = metrics.sum("switchyard_fallbacks_total", model="gpt-4o", reason="no_backend")
+    assert fallbacks == 10
