@@ -119,6 +119,9 @@ class BackendConfig(_Strict):
     api_version: str = "2024-10-21"
     deployment: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
+    # Names of `headers` whose values are credentials, to scrub from what the upstream sends
+    # back; Authorization, Proxy-Authorization, api-key and x-api-key are secret unmarked.
+    secret_headers: tuple[str, ...] = ()
     timeouts: Timeouts = Timeouts()
 
     @field_validator("url")
@@ -131,6 +134,15 @@ class BackendConfig(_Strict):
         if url.scheme not in ("http", "https") or not url.host:
             raise ValueError("not a URL")
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _secret_headers_exist(self) -> BackendConfig:
+        # A misspelt name would leave a credential unprotected without a word: refuse it.
+        names = {name.lower() for name in self.headers}
+        unknown = [name for name in self.secret_headers if name.lower() not in names]
+        if unknown:
+            raise ValueError(f"secret_headers names headers not in `headers`: {unknown}")
+        return self
 
 
 class ModelConfig(_Strict):
