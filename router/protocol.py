@@ -42,6 +42,7 @@ from aiohttp.http_exceptions import (
     BadHttpMethod,
     BadStatusLine,
     ContentLengthError,
+    HttpProcessingError,
     InvalidHeader,
     InvalidURLError,
     LineTooLong,
@@ -49,7 +50,7 @@ from aiohttp.http_exceptions import (
 )
 from aiohttp.http_parser import RawRequestMessage
 from aiohttp.streams import StreamReader
-from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_protocol import RequestHandler, RequestPayloadError
 from aiohttp.web_request import BaseRequest
 
 from router.config import ServerConfig
@@ -373,14 +374,17 @@ class EdgeProtocol(RequestHandler):
             status=error.status,
             body=error.to_json(),
             content_type="application/json",
-            headers=error.headers,
+            headers={**error.headers, "Connection": "close"},  # HTTP/1.0 too: said outright
         )
         response.force_close()
         return response
 
     def log_exception(self, *args: Any, **kw: Any) -> None:
         # Overrides aiohttp's log of an exception caught outside any handler: one line with the
-        # exception's type, no traceback (its message can quote the request's bytes).
+        # exception's type, no traceback (its message can quote the request's bytes). A body
+        # that breaks its framing while aiohttp drains it unread is the client's mistake.
         exc = kw.get("exc_info")
+        client = isinstance(exc, RequestPayloadError | HttpProcessingError)
         fields = {"error": type(exc).__name__ if isinstance(exc, BaseException) else None}
-        logger.error("connection error", extra={"fields": fields})
+        message = "bad request body" if client else "connection error"
+        logger.log(logging.INFO if client else logging.ERROR, message, extra={"fields": fields})
