@@ -90,27 +90,22 @@ async def _start_metrics(runner: web.AppRunner, config: Config, reuse_port: bool
 def check_fd_limit(max_connections: int) -> None:
     """Make room for ``max_connections`` in ``RLIMIT_NOFILE``, or warn that there is none.
 
-    A proxied request holds two descriptors (the client's socket and one upstream), plus a few
-    for listeners, Redis and logs. The soft limit is raised toward the hard one when short, as
-    Go's runtime does at start since 1.19; past the hard limit the cap cannot be honoured.
+    A proxied request holds two descriptors (the client's socket and one upstream), an idle
+    keep-alive connection one, and listeners, Redis and logs a few more. The soft limit is
+    raised toward the hard one for the two-per-connection case, as Go's runtime raises it at
+    start (since 1.19); a cap that does not fit even one per connection is warned about.
     """
-    needed = 2 * max_connections + _FD_RESERVE
+    wanted = 2 * max_connections + _FD_RESERVE
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and soft < needed:
-        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
             soft = target
-    if soft != resource.RLIM_INFINITY and soft < needed:
+    if soft != resource.RLIM_INFINITY and soft < max_connections + _FD_RESERVE:
+        fields = {"max_connections": max_connections, "rlimit_nofile": soft}
         logger.warning(
-            "server.max_connections exceeds the file descriptor limit",
-            extra={
-                "fields": {
-                    "max_connections": max_connections,
-                    "needed": needed,
-                    "rlimit_nofile": soft,
-                }
-            },
+            "server.max_connections exceeds the file descriptor limit", extra={"fields": fields}
         )
 
 

@@ -90,13 +90,15 @@ _OPERATIONS = (
     _Spec(b"GET", b"/admin/keys"),
     _Spec(b"POST", b"/admin/keys", _NEW_KEY),
     _Spec(b"DELETE", b"/admin/keys/key_0123"),
+    _Spec(b"GET", b"/metrics"),
 )
 
 
 def requests(secrets: dict[str, str], max_body: int) -> st.SearchStrategy[Hostile]:
     """Hostile requests: a meaningful request with the right key (``secrets``: ``client``,
-    ``admin``), and up to two mutations from what careless and malicious clients send."""
-    keys = [secrets["client"].encode(), secrets["admin"].encode()]
+    ``admin``, ``metrics``), and up to two mutations from what careless and malicious clients
+    send."""
+    keys = [secrets[name].encode() for name in ("client", "admin", "metrics")]
     return st.builds(
         _mutated,
         st.sampled_from(_OPERATIONS),
@@ -110,7 +112,8 @@ Mutation = Callable[[_Spec], _Spec]
 
 
 def _mutated(base: _Spec, keys: list[bytes], mutations: list[Mutation], keep: int) -> Hostile:
-    key = keys[1] if base.path.startswith(b"/admin") else keys[0]
+    client, admin, metrics = keys
+    key = {b"/admin": admin, b"/metri": metrics}.get(base.path[:6], client)
     spec = replace(base, authorization=b"Bearer " + key, close=keep > 0)  # 1 in 10 stays open
     for mutate in mutations:
         spec = mutate(spec)
@@ -262,7 +265,8 @@ def parse_responses(data: bytes, verb: str) -> list[tuple[int, dict[str, str], b
         conn.send(h11.EndOfMessage())
         conn.receive_data(data)
         conn.receive_data(b"")
-        status, headers, body = 0, {}, bytearray()
+        status, body = 0, bytearray()
+        headers: dict[str, str] = {}
         while True:
             try:
                 event = conn.next_event()

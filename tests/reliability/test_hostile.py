@@ -37,7 +37,7 @@ def _generate() -> list[Hostile]:
         phases=[Phase.explicit, Phase.generate],
         suppress_health_check=list(HealthCheck),
     )
-    @given(requests({"client": CLIENT_KEY, "admin": ADMIN_KEY}, MAX_BODY))
+    @given(requests({"client": CLIENT_KEY, "admin": ADMIN_KEY, "metrics": METRICS_TOKEN}, MAX_BODY))
     def collect(request: Hostile) -> None:
         found.append(request)
 
