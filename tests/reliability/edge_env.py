@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,3 +51,13 @@ def edge_env(directory: Path, **server: Any) -> Iterator[Edge]:
             server={"host": "127.0.0.1", "port": 0, "drain_seconds": 5, **server},
         )
         yield Edge(stack.enter_context(router_process(config, directory)), (a, b))
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> bool:
+    """Poll ``condition`` until it holds (True) or ``timeout`` s pass (False)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)  # polling with a deadline
+    return True

@@ -11,15 +11,13 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import orjson
 
 from tests.functional.conftest import CLIENT_KEY, Fake
 from tests.functional.scrape import scrape
-from tests.reliability.edge_env import METRICS_TOKEN, SECRETS, Edge, edge_env
+from tests.reliability.edge_env import METRICS_TOKEN, SECRETS, Edge, edge_env, wait_for
 from tests.reliability.scan import assert_clean
 
 BATCH = 100
@@ -48,15 +46,6 @@ STREAMING = _request(
 )
 
 
-def _wait_for(condition: Callable[[], bool], timeout: float = DEADLINE) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)  # polling with a deadline
-    return True
-
-
 def _total(fakes: tuple[Fake, Fake], field: str) -> int:
     return sum(fake.stats()[field] for fake in fakes)
 
@@ -72,16 +61,12 @@ async def _round(edge: Edge, streaming: bool, cancelled_before: int) -> None:
             for reader, _ in opened:
                 await reader.readuntil(b"data: ")
     else:
-        arrived = await asyncio.to_thread(
-            _wait_for, lambda: _total(edge.fakes, "inflight") == BATCH
-        )
+        arrived = await asyncio.to_thread(wait_for, lambda: _total(edge.fakes, "inflight") == BATCH)
         assert arrived, "the upstream did not get every request"
     for _, writer in opened:
         writer.close()
     target = cancelled_before + BATCH
-    cancelled = await asyncio.to_thread(
-        _wait_for, lambda: _total(edge.fakes, "cancelled") >= target
-    )
+    cancelled = await asyncio.to_thread(wait_for, lambda: _total(edge.fakes, "cancelled") >= target)
     assert cancelled, f"{target - _total(edge.fakes, 'cancelled')} upstream requests not cancelled"
 
 
@@ -102,7 +87,7 @@ def test_a_storm_of_disconnects_cancels_upstream_and_logs_499(tmp_path: Path) ->
         access = edge.router.wait_access(total, timeout=DEADLINE)
         rss_after = _rss_kb(pid)
         metrics_url = f"{edge.router.url}/metrics"
-        idle = _wait_for(
+        idle = wait_for(
             lambda: (
                 scrape(metrics_url, token=METRICS_TOKEN).sum("switchyard_inflight_requests") == 0
             )

@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from pathlib import Path
 
 import orjson
 
 from tests.functional.conftest import CLIENT_KEY
-from tests.reliability.edge_env import SECRETS, edge_env
+from tests.reliability.edge_env import SECRETS, edge_env, wait_for
 from tests.reliability.hostile import parse_responses
 from tests.reliability.scan import assert_clean
 
@@ -88,7 +88,7 @@ def test_stalled_heads_and_bodies_get_408_and_are_closed(tmp_path: Path) -> None
 
         results = asyncio.run(storm())
         lines = list(edge.router.lines)
-        settled = _wait_for(lambda: _fds(pid) <= baseline + 2)
+        settled = wait_for(lambda: _fds(pid) <= baseline + 2)
 
     slow_heads, slow_bodies, silent = results[:25], results[25:50], results[50:]
     assert all(_timed_out(received) for received, _ in slow_heads + slow_bodies)
@@ -101,15 +101,6 @@ def test_stalled_heads_and_bodies_get_408_and_are_closed(tmp_path: Path) -> None
     assert_clean([*lines, *(received.decode() for received, _ in results)], SECRETS)
 
 
-def _wait_for(condition: Callable[[], bool], timeout: float = DEADLINE) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)  # polling with a deadline
-    return True
-
-
 def test_connections_past_the_cap_get_503_at_once(tmp_path: Path) -> None:
     cap = 20
     with edge_env(tmp_path, max_connections=cap, header_timeout=60) as edge:
@@ -119,15 +110,15 @@ def test_connections_past_the_cap_get_503_at_once(tmp_path: Path) -> None:
 
         async def flood() -> tuple[list[tuple[bytes, float]], bool, bytes]:
             held = [await asyncio.open_connection(*edge.address) for _ in range(cap)]
-            assert await asyncio.to_thread(_wait_for, lambda: _fds(pid) >= baseline + cap)
+            assert await asyncio.to_thread(wait_for, lambda: _fds(pid) >= baseline + cap)
             refused = await asyncio.gather(
                 *(_until_closed(edge.address, request) for _ in range(200))
             )
             # Past the cap the router holds no more than the cap (and a lingering few).
-            bounded = await asyncio.to_thread(_wait_for, lambda: _fds(pid) <= baseline + cap + 2)
+            bounded = await asyncio.to_thread(wait_for, lambda: _fds(pid) <= baseline + cap + 2)
             for _, writer in held:
                 writer.close()
-            await asyncio.to_thread(_wait_for, lambda: _fds(pid) <= baseline + 2)
+            await asyncio.to_thread(wait_for, lambda: _fds(pid) <= baseline + 2)
             served, _ = await _until_closed(edge.address, request)
             return refused, bounded, served
 
