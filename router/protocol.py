@@ -32,36 +32,19 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from http import HTTPStatus
 from typing import Any, cast
 
 from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
-from aiohttp.http_exceptions import (
-    BadHttpMessage,
-    BadHttpMethod,
-    BadStatusLine,
-    ContentLengthError,
-    HttpProcessingError,
-    InvalidHeader,
-    InvalidURLError,
-    LineTooLong,
-    TransferEncodingError,
-)
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.http_parser import RawRequestMessage
 from aiohttp.streams import StreamReader
 from aiohttp.web_protocol import RequestHandler, RequestPayloadError
 from aiohttp.web_request import BaseRequest
 
 from router.config import ServerConfig
-from router.errors import (
-    HeadersTooLarge,
-    InternalError,
-    InvalidRequest,
-    RequestTimeout,
-    RouterError,
-    ServiceUnavailable,
-)
+from router.errors import RequestTimeout, ServiceUnavailable
+from router.protocol_errors import parse_error, raw_answer
 
 logger = logging.getLogger("switchyard")
 
@@ -70,54 +53,12 @@ RequestFactory = Callable[
     BaseRequest,
 ]
 
-# What each parser error is called in the answer: never the parser's own message, which quotes
-# the bytes it refused.
-_PARSE_ERRORS: tuple[tuple[type[Exception], str], ...] = (
-    (BadHttpMethod, "The request method is not valid HTTP."),
-    (BadStatusLine, "The request line is not valid HTTP/1.1."),
-    (InvalidURLError, "The request URL is not valid."),
-    (InvalidHeader, "A request header is not valid HTTP/1.1."),
-    (ContentLengthError, "The request's Content-Length is not valid."),
-    (TransferEncodingError, "The request's chunked body or Transfer-Encoding is not valid."),
-)
-_TOO_MANY_HEADERS = "Too many headers received"  # aiohttp's message (both of its parsers)
-
 # A refused connection reads and drops what the client sends for this long after the 503
 # (nginx's lingering_close): closing with unread bytes would reset the connection, and the
 # client could lose the 503 before it reads it. Bounded, so refusals cannot pile up.
 _LINGER_SECONDS = 2.0
 _MAX_LINGERING = 1024
 _REFUSAL_LOG_EVERY = 10.0  # seconds: one warning per burst of refusals, not one per connection
-
-
-def parse_error(status: int, exc: BaseException | None) -> RouterError:
-    """The error for a request aiohttp answered before any handler ran."""
-    if isinstance(exc, LineTooLong) or (
-        isinstance(exc, BadHttpMessage) and exc.message == _TOO_MANY_HEADERS
-    ):
-        return HeadersTooLarge(
-            "The request line or a header field is too long, or there are too many headers."
-        )
-    if status >= 500:
-        return InternalError("The server had an error while processing your request.")
-    message = next(
-        (text for kind, text in _PARSE_ERRORS if isinstance(exc, kind)),
-        "The request is not valid HTTP/1.1.",
-    )
-    return InvalidRequest(message)
-
-
-def raw_answer(error: RouterError) -> bytes:
-    """A whole HTTP/1.1 answer, for a connection that has no request object to answer."""
-    body = error.to_json()
-    lines = [
-        f"HTTP/1.1 {error.status} {HTTPStatus(error.status).phrase}",
-        "Content-Type: application/json",
-        f"Content-Length: {len(body)}",
-        "Connection: close",
-        *(f"{name}: {value}" for name, value in error.headers.items()),
-    ]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii") + body
 
 
 class BodyTimedOut(RequestTimeout, TimeoutError):
@@ -154,6 +95,10 @@ class EdgeServer(web.Server):
             headers={"retry-after": "1"},
         )
         self.busy_answer = raw_answer(busy)
+
+    def __repr__(self) -> str:
+        cap = self.limits.max_connections
+        return f"<EdgeServer {self.open}/{cap} connections | {self.lingering} refused lingering>"
 
     def __call__(self) -> RequestHandler:
         # Overrides aiohttp's protocol factory (web_server.Server.__call__).

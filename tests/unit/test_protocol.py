@@ -16,7 +16,8 @@ from router.auth.keys import digest
 from router.errors import RequestTimeout, ServiceUnavailable
 from router.handlers.common import is_text
 from router.handlers.proxy import forward_headers
-from router.protocol import BodyTimedOut, parse_error, raw_answer
+from router.protocol import BodyTimedOut
+from router.protocol_errors import parse_error, raw_answer
 
 SECRET = "sk-secret-in-the-line-0123456789"
 
