@@ -60,6 +60,12 @@ class ServerConfig(_Strict):
     # SIGTERM grace: in-flight requests and streams get this long to finish.
     drain_seconds: float = Field(30.0, ge=0)
     access_log: bool = True
+    # nginx's client_header_timeout and client_body_timeout (60 s there too): the whole request
+    # head, from accept or the end of the previous response; the body, between two reads. 408.
+    header_timeout: float = Field(60.0, gt=0, le=3600)
+    body_timeout: float = Field(60.0, gt=0, le=3600)
+    # Open client connections per process; past it a new one gets 503 at once.
+    max_connections: int = Field(10_000, ge=1, le=1_000_000)
 
 
 class LimitsConfig(_Strict):
