@@ -48,8 +48,9 @@ async def principal_for(request: web.Request, token: str | None) -> Principal:
         raise Unauthorized(_BAD_KEY)
     try:
         principal = await request.app[AUTH].principal(token)
-    except STORE_ERRORS:  # the key store is unreachable and this key is not cached
-        logger.warning("key store unavailable", exc_info=True)
+    except STORE_ERRORS as exc:  # the key store is unreachable and this key is not cached
+        # An outage, not a bug: one line naming the error, no traceback (it may quote a URL).
+        logger.warning("key store unavailable", extra={"fields": {"error": type(exc).__name__}})
         raise ServiceUnavailable(
             "API keys cannot be checked right now; please retry.",
             code="keys_unavailable",
