@@ -60,6 +60,12 @@ class ServerConfig(_Strict):
     # SIGTERM grace: in-flight requests and streams get this long to finish.
     drain_seconds: float = Field(30.0, ge=0)
     access_log: bool = True
+    # nginx's client_header_timeout and client_body_timeout (60 s there too): the whole request
+    # head, from accept or the end of the previous response; the body, between two reads. 408.
+    header_timeout: float = Field(60.0, gt=0, le=3600)
+    body_timeout: float = Field(60.0, gt=0, le=3600)
+    # Open client connections per process; past it a new one gets 503 at once.
+    max_connections: int = Field(10_000, ge=1, le=1_000_000)
 
 
 class LimitsConfig(_Strict):
@@ -134,6 +140,9 @@ class BackendConfig(_Strict):
     api_version: str = "2024-10-21"
     deployment: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
+    # Names of `headers` whose values are credentials, to scrub from what the upstream sends
+    # back; Authorization, Proxy-Authorization, api-key and x-api-key are secret unmarked.
+    secret_headers: tuple[str, ...] = ()
     timeouts: Timeouts = Timeouts()
     tls: TlsConfig = TlsConfig()
     # An egress proxy, http://[user:pass@]host:port: HTTPS goes through it with CONNECT, plain
@@ -163,6 +172,15 @@ class BackendConfig(_Strict):
         if url.scheme not in ("http", "https") or not url.host:
             raise ValueError("not a URL")
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _secret_headers_exist(self) -> BackendConfig:
+        # A misspelt name would leave a credential unprotected without a word: refuse it.
+        names = {name.lower() for name in self.headers}
+        unknown = [name for name in self.secret_headers if name.lower() not in names]
+        if unknown:
+            raise ValueError(f"secret_headers names headers not in `headers`: {unknown}")
+        return self
 
 
 class ModelConfig(_Strict):

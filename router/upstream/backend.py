@@ -21,6 +21,7 @@ from router.upstream.http import (
 )
 from router.upstream.http.tls import ResumingContext
 from router.upstream.providers import credential_headers, endpoint_url, upstream_model
+from router.upstream.scrub import Scrubber, secret_values
 
 logger = logging.getLogger("switchyard")
 
@@ -90,6 +91,7 @@ class Backend:
         "model",
         "name",
         "renames",
+        "scrubber",
         "session",
         "state",
         "targets",
@@ -120,6 +122,9 @@ class Backend:
         # The HTTP endpoints' URLs as the client takes them, made once.
         self.targets = {endpoint: str(url) for endpoint, url in self.urls.items()}
         self.headers = {**config.headers, **credential_headers(config)}
+        # Every credential this backend is sent, found and hidden in what it sends back; None
+        # when it is sent none. Built once here: the relay only asks whether it is None.
+        self.scrubber = Scrubber.of(secret_values(config))
         # The client enforces connect (which includes waiting for a pooled connection),
         # first byte, total, and the longest silence within a body: first_byte for a body
         # read whole, idle between a stream's chunks (time spent writing to the client aside).

@@ -37,7 +37,11 @@ class Burst:
 
 
 async def burst(base_url: str, key: str, fake: Fake, size: int) -> Burst:
-    """Send ``size`` chat requests at once with ``key``; wait until each is answered or held."""
+    """Send ``size`` chat requests at once with ``key``; wait until each is answered or held.
+
+    The fake is shared by the session: what an earlier test left in flight there would count
+    as held, so the burst starts once the fake holds nothing."""
+    await _released(fake)
     fake.fail_always({"delay_first_byte": HOLD_SECONDS})
     connector = aiohttp.TCPConnector(limit=0, force_close=True)
     timeout = aiohttp.ClientTimeout(total=HOLD_SECONDS * 2)

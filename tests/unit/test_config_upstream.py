@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import pytest
 
 from router.config import BackendConfig, ConfigError, parse_config
+from router.upstream.scrub import Scrubber, secret_values
 
 BASE = """
 keys: [{name: demo, key: sk-demo-local-0123456789, models: ["*"]}]
@@ -59,3 +61,16 @@ def test_a_proxy_that_is_not_http_is_refused_without_echoing_it(proxy: str) -> N
     assert found[0].startswith("models.gpt-4o.backends[0].proxy: ")
     assert "secretpw" not in found[0]
     assert proxy not in found[0]
+
+
+def test_the_proxy_credential_is_one_of_the_backend_secrets() -> None:
+    backend = backend_with(
+        'api_key: sk-upstream-0123456789, proxy: "http://me:p%40ss-0123456789@px:3128"'
+    )
+    values = secret_values(backend)
+    assert "me:p@ss-0123456789" in values  # its base64 is the Proxy-Authorization token
+    assert "p@ss-0123456789" in values
+    token = base64.b64encode(b"me:p@ss-0123456789").decode()
+    scrubber = Scrubber.of(values)
+    assert scrubber is not None
+    assert token not in scrubber.body(f'{{"error": "bad proxy auth {token}"}}'.encode()).decode()
