@@ -57,6 +57,8 @@ class RedisServer:
         if self._dir is not None:
             nodes = f"{self._dir.name}/nodes-{self.port}.conf"
             args += ["--cluster-enabled", "yes", "--cluster-config-file", nodes]
+            # The bus port defaults to port + 10000, past 65535 for a high free port.
+            args += ["--cluster-port", str(free_port())]
             args += ["--dir", self._dir.name]
         self._proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT)
         self._wait_ready()
@@ -86,7 +88,11 @@ class RedisServer:
             self._dir.cleanup()
 
     def __enter__(self) -> RedisServer:
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            self.close()  # no leaked log file or directory when the server never came up
+            raise
         return self
 
     def __exit__(

@@ -11,6 +11,7 @@ import httpx
 import openai
 import pytest
 
+from router.auth.keyformat import parse_key
 from tests.functional.fake_process import fake_upstream
 from tests.functional.router_process import RouterProcess, router_process
 
@@ -18,6 +19,14 @@ CLIENT_KEY = "sk-test-client-key-0123456789"
 LIMITED_KEY = "sk-test-limited-key-0123456789"
 UPSTREAM_KEY_A = "upstream-secret-key-aaaa"
 UPSTREAM_KEY_B = "upstream-secret-key-bbbb"
+
+
+def secret_part(key: str) -> str:
+    """The secret of an ``sk-sy-<id>-<secret>`` key (the id is public; the secret may hold
+    dashes itself, so it is never a split on the last one)."""
+    parsed = parse_key(key)
+    assert parsed is not None, "not a router key"
+    return parsed[1]
 
 
 class Fake:
