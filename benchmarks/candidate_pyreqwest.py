@@ -39,12 +39,16 @@ async def proxy(request: web.Request) -> web.StreamResponse:
         return out
 
 
-async def _client(app: web.Application) -> AsyncIterator[None]:
+def _builder() -> ClientBuilder:
     builder = ClientBuilder().max_connections(256).http1_only()
     ca_file = os.environ.get("SSL_CERT_FILE")
     if ca_file:  # rustls has its own root store: hand it the benchmark's CA
         builder = builder.add_root_certificate_pem(Path(ca_file).read_bytes())
-    async with builder.build() as client:
+    return builder
+
+
+async def _client(app: web.Application) -> AsyncIterator[None]:
+    async with _builder().build() as client:
         app[CLIENT] = client
         yield
 

@@ -25,7 +25,7 @@ import aiohttp
 import orjson
 
 from benchmarks import report
-from benchmarks.procs import Processes, cpu_seconds, pinned
+from benchmarks.procs import Processes, cpu_seconds, pinned, rss_kib
 from benchmarks.report import SCENARIOS, Cell, Results, Scenario
 from benchmarks.targets import (
     AUTH_HEADER,
@@ -33,9 +33,10 @@ from benchmarks.targets import (
     LOAD_CORE,
     REPO,
     Target,
+    make_tls,
     request_body,
-    start_floor,
     start_nginx,
+    start_passthrough,
     start_redis,
     start_router,
 )
@@ -57,6 +58,23 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--metrics", action="store_true", help="also the router with metrics off (their cost)"
+    )
+    parser.add_argument(
+        "--candidates",
+        action="store_true",
+        help="also the two upstream-client candidates of issue 11 (httptools, pyreqwest)",
+    )
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="also the floor and the router (and the candidates) over a TLS upstream",
+    )
+    parser.add_argument(
+        "--streams",
+        type=int,
+        default=0,
+        metavar="N",
+        help="instead of the scenarios: N concurrent slow streams through one router (memory)",
     )
     parser.add_argument(
         "--rounds",
@@ -118,13 +136,13 @@ def measure_cell(target: Target, scenario: Scenario, seconds: int, body: Path) -
     before = cpu_seconds(target.pid)
     result = wrk(target, scenario, seconds, body)
     spent = cpu_seconds(target.pid) - before
-    return Cell(result, cpu_us=1e6 * spent / max(result.requests, 1))
+    return Cell(result, cpu_us=1e6 * spent / max(result.requests, 1), rss_kib=rss_kib(target.pid))
 
 
 def _progress(scenario: Scenario, target: Target, cell: Cell) -> None:
     run = cell.wrk
     print(
-        f"  {scenario.title:16} {target.title:17} {run.requests_per_s:>10,.0f} req/s"
+        f"  {scenario.title:16} {target.title:22} {run.requests_per_s:>10,.0f} req/s"
         f"  p50 {run.p50_ms:.3f} ms  p99 {run.p99_ms:.3f} ms  CPU {cell.cpu_us:.0f} us/req"
         + ("" if cell.ok else "  ERRORS"),
         file=sys.stderr,
@@ -133,10 +151,14 @@ def _progress(scenario: Scenario, target: Target, cell: Cell) -> None:
 
 def run(args: argparse.Namespace, workdir: Path) -> Results:
     with Processes(workdir, cwd=REPO) as procs:
-        upstream = start_nginx(procs, workdir)
-        floor = start_floor(procs, upstream)
-        router = start_router(procs, upstream, workdir)
-        targets = [upstream, floor, router]
+        tls = make_tls(workdir) if args.tls else None
+        upstream = start_nginx(procs, workdir, tls)
+        passthrough = ["floor", *(["cand-httptools", "cand-pyreqwest"] if args.candidates else [])]
+        targets = [upstream, *(start_passthrough(procs, key, upstream) for key in passthrough)]
+        targets.append(start_router(procs, upstream, workdir))
+        if tls is not None:
+            targets += [start_passthrough(procs, key, upstream, tls) for key in passthrough]
+            targets.append(start_router(procs, upstream, workdir, tls=tls))
         if args.metrics:
             targets.append(start_router(procs, upstream, workdir, variant="nometrics"))
         if args.limits:
