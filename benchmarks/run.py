@@ -24,7 +24,7 @@ from types import FrameType
 import aiohttp
 import orjson
 
-from benchmarks import report
+from benchmarks import report, streams
 from benchmarks.procs import Processes, cpu_seconds, pinned, rss_kib
 from benchmarks.report import SCENARIOS, Cell, Results, Scenario
 from benchmarks.targets import (
@@ -43,6 +43,7 @@ from benchmarks.targets import (
 from benchmarks.wrkparse import WrkParseError, WrkResult, parse
 
 RESULTS = BENCH_DIR / "results" / "latest.json"
+STREAMS_RESULTS = BENCH_DIR / "results" / "streams.json"
 WRK_SCRIPT = BENCH_DIR / "wrk" / "post.lua"
 
 
@@ -230,6 +231,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with it ignored
+    if args.streams:
+        return main_streams(args.streams)
     try:
         with tempfile.TemporaryDirectory(prefix="switchyard-bench-") as tmp:
             results = run(args, Path(tmp))
@@ -250,6 +253,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(text)
     print(f"written to {RESULTS.relative_to(REPO)}", file=sys.stderr)
     return 1 if report.failures(results) else 0
+
+
+def main_streams(count: int) -> int:
+    """``--streams N``: the memory of N open streams (``benchmarks/streams.py``)."""
+    try:
+        with tempfile.TemporaryDirectory(prefix="switchyard-bench-") as tmp:
+            result = streams.run(count, Path(tmp))
+    except KeyboardInterrupt:
+        print("interrupted: every process of the run is stopped", file=sys.stderr)
+        return 130
+    except (RuntimeError, TimeoutError) as exc:
+        print(f"benchmark failed, every process of the run is stopped: {exc}", file=sys.stderr)
+        return 1
+    host = machine()
+    header = f"Switchyard streams, {datetime.date.today().isoformat()}, commit {host['commit']}"
+    text = streams.markdown(result, header)
+    document = {"machine": host, "streams": result.as_dict(), "markdown": text}
+    STREAMS_RESULTS.parent.mkdir(exist_ok=True)
+    STREAMS_RESULTS.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
+    print(text)
+    return 0 if result.ok else 1
 
 
 if __name__ == "__main__":
