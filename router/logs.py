@@ -151,6 +151,20 @@ _ACCESS_HEAD: dict[str, object] = {"level": "info", "logger": access_logger.name
 def log_access(ctx: RequestContext, method: str, path: str) -> None:
     if not access_logger.isEnabledFor(logging.INFO):
         return
+    fields = access_fields(ctx, method, path)
+    handlers = logging.root.handlers
+    if len(handlers) == 1 and type(handlers[0]) is LineHandler and not access_logger.handlers:
+        # The line JsonFormatter would write, without a LogRecord, the logger's walk to the root
+        # and the formatter's calls: about half the cost of the line (benchmarks/README.md).
+        line = {"ts": round(time.time(), 3), **_ACCESS_HEAD, "pid": os.getpid(), "msg": "request"}
+        line.update(fields)
+        handlers[0].access(orjson.dumps(line).decode())
+        return
+    access_logger.info("request", extra={"fields": fields})
+
+
+def access_fields(ctx: RequestContext, method: str, path: str) -> dict[str, object]:
+    """What the access line says about a finished request."""
     now = time.monotonic()
     fields: dict[str, object] = {
         "request_id": ctx.request_id,
@@ -172,12 +186,4 @@ def log_access(ctx: RequestContext, method: str, path: str) -> None:
         fields["upstream_ms"] = round((now - ctx.upstream_started) * 1000, 2)
     if ctx.session is not None:
         fields.update(ctx.session.log_fields())
-    handlers = logging.root.handlers
-    if len(handlers) == 1 and type(handlers[0]) is LineHandler and not access_logger.handlers:
-        # The line JsonFormatter would write, without a LogRecord, the logger's walk to the root
-        # and the formatter's calls: about half the cost of the line (benchmarks/README.md).
-        line = {"ts": round(time.time(), 3), **_ACCESS_HEAD, "pid": os.getpid(), "msg": "request"}
-        line.update(fields)
-        handlers[0].access(orjson.dumps(line).decode())
-        return
-    access_logger.info("request", extra={"fields": fields})
+    return fields
