@@ -68,7 +68,7 @@ def test_a_known_mix_of_traffic_is_counted_exactly(
 ) -> None:
     router, clients = sdk
     before = metrics_of(router)
-    sent = len(router.access())
+    sent = len(router.wait_access(1))  # the scrape's own line: access lines trail by <= 100 ms
     output_tokens = _send_the_mix(clients[CLIENT_KEY], clients[LIMITED_KEY], fake_a)
     router.wait_access(sent + 17)
     after = metrics_of(router)
@@ -318,7 +318,7 @@ def test_a_client_leaving_after_the_end_of_a_stream_completed_it(
     open. The stream was delivered whole: completed and 200, not a disconnect."""
     router, clients = sdk
     before = metrics_of(router)
-    sent = len(router.access())
+    sent = len(router.wait_access(1))  # the scrape's own line: access lines trail by <= 100 ms
     fake_a.fail_next({"linger": 5})
     chunks = list(
         clients[CLIENT_KEY].chat.completions.create(model="gpt-4o", messages=HELLO, stream=True)
