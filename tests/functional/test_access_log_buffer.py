@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 
 import httpx
+import pytest
 
 from tests.functional.conftest import CLIENT_KEY
 from tests.functional.router_process import RouterProcess
@@ -14,12 +15,15 @@ CHAT = {"model": "gpt-4o", "messages": [{"role": "user", "content": "Hello"}]}
 REQUESTS = 40  # ~40 lines of ~450 bytes: more than one 4 KiB write, and a tail left waiting
 
 
-def test_sigterm_right_after_requests_writes_every_access_line(router: RouterProcess) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_right_after_requests_writes_every_access_line(
+    router: RouterProcess, signum: signal.Signals
+) -> None:
     with httpx.Client(base_url=router.base_url, headers=AUTH, timeout=30) as http:
         for _ in range(REQUESTS):
             assert http.post("/chat/completions", json=CHAT).status_code == 200
 
-    assert router.stop(signal.SIGTERM) == 0
+    assert router.stop(signum) == 0
     with router.changed:
         assert router.changed.wait_for(router.exited.is_set, 15)
     access = router.access()
