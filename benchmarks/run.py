@@ -78,6 +78,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="instead of the scenarios: N concurrent slow streams through one router (memory)",
     )
     parser.add_argument(
+        "--streams-proxy",
+        choices=("router", "cand-httptools"),
+        default="router",
+        help="with --streams: the router, or the pass-through with the candidate client",
+    )
+    parser.add_argument(
         "--rounds",
         type=int,
         default=1,
@@ -232,7 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with it ignored
     if args.streams:
-        return main_streams(args.streams)
+        return main_streams(args.streams, args.streams_proxy)
     try:
         with tempfile.TemporaryDirectory(prefix="switchyard-bench-") as tmp:
             results = run(args, Path(tmp))
@@ -255,11 +261,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 1 if report.failures(results) else 0
 
 
-def main_streams(count: int) -> int:
+def main_streams(count: int, proxy: str) -> int:
     """``--streams N``: the memory of N open streams (``benchmarks/streams.py``)."""
     try:
         with tempfile.TemporaryDirectory(prefix="switchyard-bench-") as tmp:
-            result = streams.run(count, Path(tmp))
+            result = streams.run(count, Path(tmp), proxy)
     except KeyboardInterrupt:
         print("interrupted: every process of the run is stopped", file=sys.stderr)
         return 130
@@ -267,7 +273,10 @@ def main_streams(count: int) -> int:
         print(f"benchmark failed, every process of the run is stopped: {exc}", file=sys.stderr)
         return 1
     host = machine()
-    header = f"Switchyard streams, {datetime.date.today().isoformat()}, commit {host['commit']}"
+    header = (
+        f"Switchyard streams through {proxy}, {datetime.date.today().isoformat()}, "
+        f"commit {host['commit']}"
+    )
     text = streams.markdown(result, header)
     document = {"machine": host, "streams": result.as_dict(), "markdown": text}
     STREAMS_RESULTS.parent.mkdir(exist_ok=True)

@@ -30,10 +30,11 @@ from typing import cast
 
 import uvloop
 
-from benchmarks.procs import Processes, free_port, http_status, pinned, rss_kib
+from benchmarks.procs import Process, Processes, free_port, http_status, pinned, rss_kib
 from benchmarks.targets import (
     AUTH_HEADER,
     LOAD_CORE,
+    PASSTHROUGH,
     PROXY_CORE,
     READY_TIMEOUT,
     REPO,
@@ -228,7 +229,9 @@ def raise_fd_limit(streams: int) -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def run(streams: int, workdir: Path) -> StreamsResult:
+def run(streams: int, workdir: Path, proxy: str = "router") -> StreamsResult:
+    """``proxy``: the router, or ``cand-httptools`` (the pass-through with issue 11's candidate
+    client: what a stream costs with no feature, the reference for the router's figure)."""
     raise_fd_limit(streams)
     os.sched_setaffinity(0, {LOAD_CORE})  # this process is the client: the load core
     with Processes(workdir, cwd=REPO) as procs:
@@ -237,21 +240,30 @@ def run(streams: int, workdir: Path) -> StreamsResult:
         upstream = procs.start("slow-upstream", pinned(LOAD_CORE, argv))
         upstream.wait_ready(lambda: "READY" in upstream.log_tail(), READY_TIMEOUT)
         port = free_port()
-        config = workdir / "router-streams.yaml"
-        inflight = streams + WARM_UP
-        config.write_text(
-            _CONFIG.format(
-                port=port, key=AUTH_HEADER.split()[1], upstream=upstream_port, inflight=inflight
-            )
-        )
-        argv = [sys.executable, "-m", "router", "serve", "--config", str(config)]
-        router = procs.start("router-streams", pinned(PROXY_CORE, argv))
-        router.wait_ready(lambda: http_status(port, "GET", "/readyz")[0] == 200, READY_TIMEOUT)
+        if proxy == "router":
+            process = _start_router(procs, workdir, port, upstream_port, streams + WARM_UP)
+        else:
+            argv = [sys.executable, "-m", PASSTHROUGH[proxy], "--port", str(port)]
+            argv += ["--upstream", f"http://127.0.0.1:{upstream_port}"]
+            process = procs.start(proxy, pinned(PROXY_CORE, argv))
+            process.wait_ready(lambda: "READY" in process.log_tail(), READY_TIMEOUT)
 
         def release() -> None:
             os.kill(upstream.popen.pid, signal.SIGUSR1)
 
-        return uvloop.run(_measure(port, streams, router.popen.pid, release))
+        return uvloop.run(_measure(port, streams, process.popen.pid, release))
+
+
+def _start_router(
+    procs: Processes, workdir: Path, port: int, upstream_port: int, inflight: int
+) -> Process:
+    config = workdir / "router-streams.yaml"
+    key = AUTH_HEADER.split()[1]
+    config.write_text(_CONFIG.format(port=port, key=key, upstream=upstream_port, inflight=inflight))
+    argv = [sys.executable, "-m", "router", "serve", "--config", str(config)]
+    router = procs.start("router-streams", pinned(PROXY_CORE, argv))
+    router.wait_ready(lambda: http_status(port, "GET", "/readyz")[0] == 200, READY_TIMEOUT)
+    return router
 
 
 async def _measure(port: int, streams: int, pid: int, release: Callable[[], None]) -> StreamsResult:
