@@ -8,7 +8,9 @@ counters and applies the table; nothing else changes ``health``.
 
     HEALTHY --FAILURE x failures_to_eject--> EJECTED   (cooldown = backoff)
     HEALTHY --RATE_LIMITED------------------> EJECTED   (cooldown = Retry-After, else backoff)
-    EJECTED --PROBE (picked by the Pool)-----> PROBING  (exactly one request in flight)
+    EJECTED --PROBE (picked by the Pool)-----> PROBING  (exactly one request in flight; the
+                                                         Pool picks it only once the cooldown
+                                                         has ended, never earlier)
     PROBING --SUCCESS------------------------> HEALTHY  (backoff reset)
     PROBING --FAILURE / RATE_LIMITED--------> EJECTED   (backoff doubled, capped)
     PROBING --PROBE (deadline passed)--------> PROBING  (the first probe's report was lost)

@@ -45,13 +45,15 @@ class Pool:
         self.clock = clock
 
     def pick(self, exclude: Container[BackendState] = ()) -> BackendState | None:
-        """Choose a backend for the next request (or retry), or None if all are excluded.
+        """Choose a backend for the next request (or retry), or None if none may take it.
 
         Preference, in order: ready and below ``max_inflight``; ready at all (saturation only
-        means the connection pool queues); otherwise the EJECTED backend whose cooldown ends
-        first, since trying one beats failing without trying. A chosen backend that is not
-        HEALTHY becomes PROBING, so it carries exactly one request until that one reports.
-        When every remaining backend is PROBING, returns None rather than pile onto a probe.
+        means the connection pool queues). A chosen backend that is not HEALTHY becomes
+        PROBING, so it carries exactly one request until that one reports. A backend whose
+        cooldown has not ended is never chosen, even when nothing else is left: during an
+        outage the cooldown is what keeps traffic off the dead backends (Envoy's outlier
+        detection likewise sends nothing to an ejected host; it fails the request with
+        "no healthy upstream" instead). The caller answers None at once (:meth:`retry_in`).
         """
         now = self.clock()
         # ready() and saturated(), inlined: this runs once per request for every backend.
@@ -64,19 +66,19 @@ class Pool:
         ]
         if not candidates:
             candidates = [b for b in self.backends if b not in exclude and b.ready(now)]
-        chosen = self.strategy.pick(candidates, now) if candidates else self._soonest(exclude)
-        if chosen is not None and chosen.health is not Health.HEALTHY:
+            if not candidates:
+                return None
+        chosen = self.strategy.pick(candidates, now)
+        if chosen.health is not HEALTHY:
             chosen.start_probe(now)
         return chosen
 
-    def _soonest(self, exclude: Container[BackendState]) -> BackendState | None:
-        soonest: BackendState | None = None
-        for backend in self.backends:
-            if backend.health is not Health.EJECTED or backend in exclude:
-                continue
-            if soonest is None or backend.cooldown_until < soonest.cooldown_until:
-                soonest = backend
-        return soonest
+    def retry_in(self) -> float | None:
+        """Seconds until the earliest EJECTED backend may be probed (0.0 if one may be now);
+        None if no backend is EJECTED (all busy, or their probes are in flight)."""
+        now = self.clock()
+        due = [b.cooldown_until for b in self.backends if b.health is Health.EJECTED]
+        return max(0.0, min(due) - now) if due else None
 
     def __repr__(self) -> str:
         counts = dict.fromkeys(Health, 0)

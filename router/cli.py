@@ -11,6 +11,7 @@ from router import cli_keys
 from router.config import Config, ConfigError, load_config
 from router.demo import run_demo
 from router.logs import setup_logging
+from router.redisconn import StartupError, check_redis
 from router.server import run
 from router.workers import Supervisor
 
@@ -57,9 +58,14 @@ def _load(path: str | None) -> Config:
 
 
 def serve(config: Config) -> int:
-    if config.server.workers > 1:
-        return Supervisor(config).run()
-    run(config)
+    try:
+        if config.server.workers > 1:
+            check_redis(config.redis)  # once, before any worker starts and fails the same way
+            return Supervisor(config).run()
+        run(config)
+    except StartupError as exc:
+        print(f"switchyard: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -1,10 +1,16 @@
-"""``switchyard keys create | list | rotate | revoke``: the admin API's key operations.
+"""``switchyard keys create | list | rotate | revoke``: the admin API's key operations; and
+``export | import``, a backup of the key records (hashes, never secrets).
 
 It opens the store the router uses (Redis if the config has one, else the SQLite file, resolved
 from the current directory as ``serve`` resolves it) and works through a :class:`KeyService`,
 so a running router on the same store sees every change within a second. It prints JSON on
 stdout; ``create`` and ``rotate`` print the full key, which is shown that once. An unknown id is
 a message on stderr and exit status 1; an invalid option, status 2 (as argparse's own).
+
+``import`` merges by the stores' own rule (:func:`~router.auth.records.newest`): a record is
+written only if the store has no newer copy, a revoked key stays revoked, and importing the
+same file twice writes nothing the second time. It reads its own exports and the snapshot file
+a router keeps (``keys-snapshot.json``), so that file is a backup too.
 """
 
 from __future__ import annotations
@@ -17,12 +23,14 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import orjson
 import redis.asyncio
 
 from router.auth.keyformat import is_key_id
+from router.auth.snapshot import KeySnapshot, parse_records, save
 from router.auth.store import KeyService
 from router.auth.stores import STORE_ERRORS, open_store
 from router.config import Config
@@ -71,6 +79,25 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     revoke = actions.add_parser("revoke", parents=[common], help="refuse the key everywhere")
     revoke.add_argument("id")
+    _add_backup_parsers(actions, common)
+
+
+def _add_backup_parsers(
+    actions: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    export = actions.add_parser(
+        "export", parents=[common], help="every key record (hashes, never secrets): a backup"
+    )
+    export.add_argument("--format", choices=("jsonl", "json"), default="jsonl")
+    export.add_argument(
+        "--output", "-o", metavar="FILE", help="write FILE (mode 0600) instead of stdout"
+    )
+    merge = actions.add_parser(
+        "import", parents=[common], help="merge a backup in: newer records win, none un-revoked"
+    )
+    merge.add_argument(
+        "file", help="an export (JSON lines or JSON), a router's keys-snapshot.json, or -"
+    )
 
 
 def run(config: Config, args: argparse.Namespace) -> int:
@@ -159,11 +186,42 @@ async def _revoke(service: KeyService, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _export(service: KeyService, args: argparse.Namespace) -> int:
+    records = await service.list()
+    if args.format == "json":
+        data = KeySnapshot(records).to_json(prefix=None)
+    else:
+        data = b"".join(record.to_json() + b"\n" for record in records)
+    if args.output is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    else:
+        await asyncio.to_thread(save, Path(args.output), data)
+    return 0
+
+
+async def _import(service: KeyService, args: argparse.Namespace) -> int:
+    try:
+        source = sys.stdin.buffer.read if args.file == "-" else Path(args.file).read_bytes
+        data = await asyncio.to_thread(source)
+    except OSError as exc:
+        raise _Failed(f"cannot read {args.file}: {exc.strerror}") from None
+    try:
+        records = parse_records(data)
+    except ValueError as exc:
+        raise _Failed(f"{args.file}: {exc}; nothing imported") from None
+    written = await service.merge(records)
+    _print({"object": "import", "records": len(records), "written": written})
+    return 0
+
+
 _COMMANDS: dict[str, Command] = {
     "create": _create,
     "list": _list,
     "rotate": _rotate,
     "revoke": _revoke,
+    "export": _export,
+    "import": _import,
 }
 
 

@@ -33,6 +33,7 @@ from pydantic import (
 from yarl import URL
 
 from balancers import STRATEGIES
+from router.limits.types import MAX_CONCURRENCY, MAX_PER_MINUTE
 
 Endpoint = Literal["chat", "embeddings", "responses", "realtime"]
 ENDPOINTS: tuple[Endpoint, ...] = ("chat", "embeddings", "responses", "realtime")
@@ -59,14 +60,22 @@ class ServerConfig(_Strict):
     # SIGTERM grace: in-flight requests and streams get this long to finish.
     drain_seconds: float = Field(30.0, ge=0)
     access_log: bool = True
+    # nginx's client_header_timeout and client_body_timeout (60 s there too): the whole request
+    # head, from accept or the end of the previous response; the body, between two reads. 408.
+    header_timeout: float = Field(60.0, gt=0, le=3600)
+    body_timeout: float = Field(60.0, gt=0, le=3600)
+    # Open client connections per process; past it a new one gets 503 at once.
+    max_connections: int = Field(10_000, ge=1, le=1_000_000)
 
 
 class LimitsConfig(_Strict):
-    """Per-key limits: requests and tokens per minute, concurrent requests (unset: none)."""
+    """Per-key limits: requests and tokens per minute, concurrent requests (unset: none).
 
-    rpm: int | None = Field(None, ge=0)
-    tpm: int | None = Field(None, ge=0)
-    concurrency: int | None = Field(None, ge=0)
+    0 refuses every request of the key; the bounds are router.limits.types.MAX_LIMITS."""
+
+    rpm: int | None = Field(None, ge=0, le=MAX_PER_MINUTE)
+    tpm: int | None = Field(None, ge=0, le=MAX_PER_MINUTE)
+    concurrency: int | None = Field(None, ge=0, le=MAX_CONCURRENCY)
 
 
 class KeyConfig(_Strict):
@@ -116,6 +125,9 @@ class BackendConfig(_Strict):
     api_version: str = "2024-10-21"
     deployment: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
+    # Names of `headers` whose values are credentials, to scrub from what the upstream sends
+    # back; Authorization, Proxy-Authorization, api-key and x-api-key are secret unmarked.
+    secret_headers: tuple[str, ...] = ()
     timeouts: Timeouts = Timeouts()
 
     @field_validator("url")
@@ -129,6 +141,15 @@ class BackendConfig(_Strict):
             raise ValueError("not a URL")
         return value.rstrip("/")
 
+    @model_validator(mode="after")
+    def _secret_headers_exist(self) -> BackendConfig:
+        # A misspelt name would leave a credential unprotected without a word: refuse it.
+        names = {name.lower() for name in self.headers}
+        unknown = [name for name in self.secret_headers if name.lower() not in names]
+        if unknown:
+            raise ValueError(f"secret_headers names headers not in `headers`: {unknown}")
+        return self
+
 
 class ModelConfig(_Strict):
     strategy: str = "least-latency"
@@ -141,6 +162,13 @@ class HealthConfig(_Strict):
     cooldown: float = Field(5.0, gt=0)
     max_cooldown: float = Field(300.0, gt=0)
     latency_decay: float = Field(10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _cooldown_within_cap(self) -> HealthConfig:
+        # balancers.HealthPolicy refuses this pair at start; the schema must refuse it first.
+        if self.cooldown > self.max_cooldown:
+            raise ValueError("cooldown must not be longer than max_cooldown")
+        return self
 
 
 class RetryConfig(_Strict):
@@ -158,16 +186,29 @@ class RedisConfig(_Strict):
 
     url: str = Field(pattern=r"^(redis|rediss|unix)://")
     prefix: str = "sy:"
-    # Every limiter call is bounded by this; past it the request is admitted (fail_open,
-    # counted and logged) or refused with 503 (fail_closed). Nothing waits on a sick Redis.
-    timeout_ms: float = Field(50.0, gt=0)
+    # Redis's answer to a limiter call is bounded by this; past it the request is admitted
+    # (fail_open, counted and logged) or refused with 503 (fail_closed). Nothing waits on a
+    # sick Redis. Queueing behind a burst's other calls is not counted (router.limits.pipeline).
+    timeout_ms: float = Field(50.0, gt=0, le=60_000)
     failure: Literal["fail_open", "fail_closed"] = "fail_open"
+    # The key store's pool; past it, operations wait for a free connection (bounded, see
+    # router.redisconn). The limiter has its own few connections and never waits on these.
+    max_connections: int = Field(50, ge=2, le=10_000)
 
 
 class StoreConfig(_Strict):
-    """The embedded key store, used when no Redis is configured."""
+    """The embedded key store, used when no Redis is configured; with Redis, the file where
+    each router keeps its snapshot of every key (hashes only), restored if Redis loses them."""
 
     path: str = ".switchyard/keys.sqlite3"
+    snapshot_path: str | None = None  # default: keys-snapshot.json beside ``path``
+
+    @property
+    def snapshot_file(self) -> Path:
+        """Where the snapshot of the keys lives: ``snapshot_path``, else beside ``path``."""
+        if self.snapshot_path is not None:
+            return Path(self.snapshot_path)
+        return Path(self.path).with_name("keys-snapshot.json")
 
 
 class AdminConfig(_Strict):

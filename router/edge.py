@@ -14,6 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.http_exceptions import DecompressSizeError
 
 from router.appkeys import CONTEXT
 from router.context import RequestContext
@@ -34,52 +35,79 @@ logger = logging.getLogger("switchyard")
 
 def error_response(error: RouterError, request_id: str) -> web.Response:
     headers = {**error.headers, "x-request-id": request_id}
-    return web.Response(
+    response = web.Response(
         status=error.status,
         body=error.to_json(),
         content_type="application/json",
         headers=headers,
     )
+    if error.closes:
+        response.force_close()
+    return response
 
 
-def _from_http_exception(exc: web.HTTPException) -> RouterError:
+def _error_for(exc: Exception, ctx: RequestContext) -> RouterError:
+    """The client-visible error for what a handler raised (a bug is logged, never detailed)."""
+    if isinstance(exc, RouterError):
+        return exc
     if isinstance(exc, web.HTTPRequestEntityTooLarge):
         return PayloadTooLarge("The request body is too large.")
-    if exc.status < 500:
+    if isinstance(exc, web.HTTPException) and exc.status < 500:
         return InvalidRequest(exc.reason)
+    if isinstance(exc, web.RequestPayloadError):  # a body the parser refused; never quoted
+        if isinstance(exc.__cause__, DecompressSizeError):
+            return PayloadTooLarge("The request body is too large once decompressed.")
+        return InvalidRequest("The request body could not be read: its framing is not valid.")
+    if not isinstance(exc, web.HTTPException):
+        logger.exception("unhandled error", extra={"fields": {"request_id": ctx.request_id}})
     return InternalError("The server had an error while processing your request.")
 
 
 def edge(handler: Handler, endpoint: str = "", record: Recorder | None = None) -> Handler:
     """Wrap a handler: give it a :class:`RequestContext`, render errors, log the request, and
-    hand the finished context to ``record`` (the metrics) exactly once, however it ended."""
+    hand the finished context to ``record`` (the metrics) exactly once, however it ended.
+
+    A response the handler returned unsent is sent here, not by aiohttp after we return, so a
+    client that left before it was delivered is logged and counted as 499, not 200."""
 
     @functools.wraps(handler)
     async def handle(request: web.Request) -> web.StreamResponse:
         ctx = RequestContext(endpoint)
         request[CONTEXT] = ctx
+        response: web.StreamResponse | None = None
         try:
-            response = await handler(request)
-        except RouterError as exc:
-            ctx.outcome = "error"
-            response = error_response(exc, ctx.request_id)
-        except web.HTTPException as exc:
-            ctx.outcome = "error"
-            response = error_response(_from_http_exception(exc), ctx.request_id)
+            try:
+                response = await handler(request)
+            except ConnectionResetError:
+                raise
+            except Exception as exc:
+                ctx.outcome = "error"
+                response = error_response(_error_for(exc, ctx), ctx.request_id)
+            if not response.prepared:
+                await response.prepare(request)
+                await response.write_eof()
         except asyncio.CancelledError:
-            if not ctx.delivered:  # else the client left after the stream's end: completed
-                ctx.status, ctx.outcome = 499, "client_disconnect"  # nginx's code for it
+            _left(ctx)
             _done(ctx, request, record)
             raise
-        except Exception:
-            logger.exception("unhandled error", extra={"fields": {"request_id": ctx.request_id}})
-            error = InternalError("The server had an error while processing your request.")
-            response = error_response(error, ctx.request_id)
-        ctx.status = response.status
+        except ConnectionResetError:
+            _left(ctx)
+        else:
+            if ctx.outcome == "client_disconnect":  # the relay saw the client go first
+                ctx.status = 499
+            else:
+                ctx.status = response.status
         _done(ctx, request, record)
-        return response
+        # aiohttp needs something to finish, even for a client that is gone before any answer.
+        return response if response is not None else web.Response(status=499)
 
     return handle
+
+
+def _left(ctx: RequestContext) -> None:
+    """The client went away before its answer was delivered: nginx's 499."""
+    if not ctx.delivered:  # else the client left after the stream's end: completed
+        ctx.status, ctx.outcome = 499, "client_disconnect"
 
 
 def _done(ctx: RequestContext, request: web.Request, record: Recorder | None) -> None:

@@ -1,12 +1,15 @@
 """The error tree, and its one rendering: OpenAI's error JSON.
 
-Every error a client can see is one of these classes. Lower layers raise them; the middleware
-(``router.middleware``) renders them; ``router.upstream.errors`` is the one place aiohttp client
-errors are translated into them (httpx's ``map_httpcore_exceptions`` is the model)::
+Every error a client can see is one of these classes. Lower layers raise them; the edge renders
+them (``router.edge``, and ``router.protocol`` for what aiohttp's HTTP parser refuses);
+``router.upstream.errors`` is the one place aiohttp client errors are translated into them
+(httpx's ``map_httpcore_exceptions`` is the model)::
 
     RouterError                      {"error": {"message", "type", "param", "code"}}
     ├── InvalidRequest          400  invalid_request_error (param names the field)
-    │   └── PayloadTooLarge     413
+    │   ├── PayloadTooLarge     413
+    │   ├── RequestTimeout      408  the client sent its head or body too slowly (closes)
+    │   └── HeadersTooLarge     431  a header line, or the header count, over the parser's limit
     ├── Unauthorized            401  invalid_api_key
     ├── ModelNotFound           404  model_not_found
     ├── NotFound                404  unknown route
@@ -34,6 +37,8 @@ class RouterError(Exception):
     status: ClassVar[int] = 500
     type: ClassVar[str] = "server_error"
     default_code: ClassVar[str | None] = None
+    # The connection is closed after this answer: the rest of the request cannot be trusted.
+    closes: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -71,6 +76,18 @@ class InvalidRequest(RouterError):
 class PayloadTooLarge(InvalidRequest):
     status = 413
     default_code = "request_too_large"
+
+
+class RequestTimeout(InvalidRequest):
+    status = 408
+    default_code = "request_timeout"
+    closes = True
+
+
+class HeadersTooLarge(InvalidRequest):
+    status = 431
+    default_code = "request_header_fields_too_large"
+    closes = True
 
 
 class Unauthorized(RouterError):

@@ -1,7 +1,8 @@
 """The app's long-lived resources, one ``cleanup_ctx`` generator each (setup beside teardown).
 
-Redis (when configured), the key store with its cache-invalidation and last-used tasks, and the
-rate limiter. Tasks are owned: named, referenced, cancelled on cleanup (an event loop keeps only
+Redis (when configured), the key store with its cache-invalidation and last-used tasks (and,
+with Redis, the snapshot that restores the keys after Redis comes back empty), and the rate
+limiter. Tasks are owned: named, referenced, cancelled on cleanup (an event loop keeps only
 weak references to tasks).
 """
 
@@ -14,15 +15,19 @@ import time
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
-import redis.asyncio
 from aiohttp import web
 
 from router.appkeys import AUTH, CONFIG, KEYRING, LIMITER, METRICS, REDIS
 from router.auth.principals import Authenticator
+from router.auth.redis_store import RedisStore
+from router.auth.restore import RestoringStore
+from router.auth.snapshot import load
 from router.auth.store import KeyService
 from router.auth.stores import open_store
 from router.limits import LocalLimiter, RedisLimiter
+from router.limits.types import failure_reason
 from router.metrics import Metrics
+from router.redisconn import limiter_client, refuse_cluster, shared_client
 
 logger = logging.getLogger("switchyard")
 LAST_USED_FLUSH_SECONDS = 5.0
@@ -30,14 +35,17 @@ LOG_EVERY_SECONDS = 10.0
 
 
 async def redis_client(app: web.Application) -> AsyncIterator[None]:
+    """The shared client (key store); a Redis Cluster is refused here, before anything uses it."""
     config = app[CONFIG].redis
     if config is None:
         yield
         return
-    timeout = max(config.timeout_ms / 1000, 0.5)
-    client = redis.asyncio.Redis.from_url(
-        config.url, socket_timeout=timeout, socket_connect_timeout=timeout
-    )
+    client = shared_client(config)
+    try:
+        await refuse_cluster(client)
+    except BaseException:
+        await client.aclose()
+        raise
     app[REDIS] = client
     yield
     await client.aclose()
@@ -45,12 +53,15 @@ async def redis_client(app: web.Application) -> AsyncIterator[None]:
 
 async def keys(app: web.Application) -> AsyncIterator[None]:
     store = open_store(app[CONFIG], app.get(REDIS))
-    service = KeyService(store)
+    restoring = await _restoring(app, store) if isinstance(store, RedisStore) else None
+    service = KeyService(restoring or store)
     app[AUTH] = Authenticator(app[KEYRING], service)
     tasks = [
         _owned(service.run_invalidation(), "switchyard-key-invalidation"),
         _owned(_flush_every(service), "switchyard-last-used"),
     ]
+    if restoring is not None:
+        tasks.append(_owned(restoring.run(), "switchyard-key-snapshot"))
     yield
     for task in tasks:
         task.cancel()
@@ -59,16 +70,31 @@ async def keys(app: web.Application) -> AsyncIterator[None]:
             await task
     with contextlib.suppress(Exception):
         await service.flush_last_used()
+    if restoring is not None:
+        await restoring.save()
     await store.close()
 
 
+async def _restoring(app: web.Application, store: RedisStore) -> RestoringStore:
+    """The Redis store behind a snapshot of every key, loaded from its file (see
+    :mod:`router.auth.restore`): keys outlive a Redis that restarts empty."""
+    path = app[CONFIG].store.snapshot_file
+    snapshot = await asyncio.to_thread(load, path, store.prefix)
+    metrics = app.get(METRICS)
+    on_restore = metrics.key_store_restored if metrics is not None else None
+    return RestoringStore(store, snapshot, path=path, on_restore=on_restore)
+
+
 async def limiter(app: web.Application) -> AsyncIterator[None]:
+    """The in-process limiter, or the Redis one on a client of its own (router.redisconn)."""
     config = app[CONFIG].redis
+    client = None
     if config is None:
         app[LIMITER] = LocalLimiter()
     else:
+        client = limiter_client(config)
         app[LIMITER] = RedisLimiter(
-            app[REDIS],
+            client,
             prefix=config.prefix,
             timeout=config.timeout_ms / 1000,
             fail_open=config.failure == "fail_open",
@@ -76,6 +102,8 @@ async def limiter(app: web.Application) -> AsyncIterator[None]:
         )
     yield
     await app[LIMITER].close()
+    if client is not None:
+        await client.aclose()
 
 
 class _LimiterErrors:
@@ -89,12 +117,19 @@ class _LimiterErrors:
         self._count = 0
 
     def __call__(self, exc: BaseException, operation: str) -> None:
+        reason = failure_reason(exc)
         if self._metrics is not None:
-            self._metrics.redis_error(operation)
+            self._metrics.redis_error(operation, reason)
         self._count += 1
         now = time.monotonic()
         if now - self._last >= LOG_EVERY_SECONDS:
-            fields = {"policy": self._policy, "errors": self._count, "error": type(exc).__name__}
+            fields = {
+                "policy": self._policy,
+                "errors": self._count,
+                "operation": operation,
+                "reason": reason,
+                "error": type(exc).__name__,
+            }
             logger.warning("rate-limit store unavailable", extra={"fields": fields})
             self._last, self._count = now, 0
 
@@ -104,8 +139,10 @@ async def _flush_every(service: KeyService) -> None:
         await asyncio.sleep(LAST_USED_FLUSH_SECONDS)
         try:
             await service.flush_last_used()
-        except Exception:  # the store is down: keep the times, try again next round
-            logger.warning("could not record key last-use times", exc_info=True)
+        except Exception as exc:  # the store is down: keep the times, try again next round
+            # No traceback: an expected outage (a restarting Redis), not a bug.
+            fields = {"error": type(exc).__name__}
+            logger.warning("could not record key last-use times", extra={"fields": fields})
 
 
 def _owned(coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:

@@ -8,7 +8,10 @@ accepting connections, lets in-flight requests and streams finish for up to
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import os
+import resource
 import signal
 import socket
 
@@ -20,6 +23,10 @@ from router.appkeys import LIFECYCLE, METRICS
 from router.config import Config
 from router.logs import access_logger, flush_logs, log_event
 from router.metrics.exposition import metrics_app
+from router.protocol import EdgeRunner
+
+logger = logging.getLogger("switchyard")
+_FD_RESERVE = 64  # listeners, Redis, log files, the metrics listener's clients
 
 
 def run(config: Config, *, reuse_port: bool = False) -> None:
@@ -30,10 +37,11 @@ def run(config: Config, *, reuse_port: bool = False) -> None:
 async def serve(config: Config, *, reuse_port: bool = False) -> None:
     access_logger.disabled = not config.server.access_log
     app = create_app(config)
-    runner = web.AppRunner(
+    check_fd_limit(config.server.max_connections)
+    runner = EdgeRunner(
         app,
+        config.server,
         handle_signals=False,
-        access_log=None,  # ours is one JSON line per request, written by the middleware
         handler_cancellation=True,  # a client that goes away cancels its upstream request
         shutdown_timeout=config.server.drain_seconds,
     )
@@ -70,9 +78,7 @@ def _metrics_runner(app: web.Application, config: Config) -> web.AppRunner | Non
     metrics = app.get(METRICS)
     if metrics is None or config.metrics.port is None:
         return None
-    return web.AppRunner(
-        metrics_app(metrics.registry, config.metrics.token), handle_signals=False, access_log=None
-    )
+    return EdgeRunner(metrics_app(metrics.registry, config.metrics.token), config.server)
 
 
 async def _start_metrics(runner: web.AppRunner, config: Config, reuse_port: bool) -> None:
@@ -80,6 +86,28 @@ async def _start_metrics(runner: web.AppRunner, config: Config, reuse_port: bool
     port = config.metrics.port or 0
     await web.TCPSite(runner, config.server.host, port, reuse_port=reuse_port).start()
     log_event("metrics listening", url=_url(runner) + "/metrics")
+
+
+def check_fd_limit(max_connections: int) -> None:
+    """Make room for ``max_connections`` in ``RLIMIT_NOFILE``, or warn that there is none.
+
+    A proxied request holds two descriptors (the client's socket and one upstream), an idle
+    keep-alive connection one, and listeners, Redis and logs a few more. The soft limit is
+    raised toward the hard one for the two-per-connection case, as Go's runtime raises it at
+    start (since 1.19); a cap that does not fit even one per connection is warned about.
+    """
+    wanted = 2 * max_connections + _FD_RESERVE
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+    if soft != resource.RLIM_INFINITY and soft < max_connections + _FD_RESERVE:
+        fields = {"max_connections": max_connections, "rlimit_nofile": soft}
+        logger.warning(
+            "server.max_connections exceeds the file descriptor limit", extra={"fields": fields}
+        )
 
 
 def _stop_event() -> asyncio.Event:

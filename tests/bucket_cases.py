@@ -40,6 +40,7 @@ TAKES = [
     ("cost above capacity",        60,  (60, 0),     0,     61,   False,  60,    0,     None),
     ("cost above capacity, new",   600, None,        5,     601,  False,  600,   5,     None),
     ("zero limit refuses forever", 0,   None,        0,     1,    False,  0,     0,     None),
+    ("zero limit refuses even 0",  0,   None,        3,     0,    False,  0,     3,     None),
     ("clock backwards, allowed",   60,  (10, 100),   90,    1,    True,   9,     100,   None),
     ("clock backwards, refused",   60,  (0.5, 100),  40,    1,    False,  0.5,   100,   0.5),
     ("debt delays the next one",   60,  (-15, 0),    0,     1,    False,  -15,   0,     16),

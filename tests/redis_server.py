@@ -1,7 +1,9 @@
 """A private redis-server for one test session: never the shared one on 6379.
 
 ``RedisServer`` can be stopped and started again on the same port, so tests can take Redis
-away and bring it back (with an empty script cache, as a real restart has).
+away and bring it back (with an empty script cache, as a real restart has). With
+``cluster=True`` it is a Redis Cluster node (``cluster_enabled:1``, no slots assigned): enough
+for a test that the router refuses one.
 """
 
 from __future__ import annotations
@@ -28,10 +30,13 @@ def free_port() -> int:
 class RedisServer:
     """A ``redis-server`` subprocess on 127.0.0.1, no persistence."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, *, cluster: bool = False) -> None:
         self.port = port or free_port()
+        self.cluster = cluster
         self._proc: subprocess.Popen[bytes] | None = None
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the server
+        # A cluster node writes its nodes.conf: into a directory of its own, never the cwd.
+        self._dir = tempfile.TemporaryDirectory(prefix="sy-redis-") if cluster else None
 
     @property
     def url(self) -> str:
@@ -49,6 +54,10 @@ class RedisServer:
             raise RuntimeError("redis-server is not on PATH")
         args = [binary, "--port", str(self.port), "--bind", "127.0.0.1"]
         args += ["--save", "", "--appendonly", "no", "--daemonize", "no"]
+        if self._dir is not None:
+            nodes = f"{self._dir.name}/nodes-{self.port}.conf"
+            args += ["--cluster-enabled", "yes", "--cluster-config-file", nodes]
+            args += ["--dir", self._dir.name]
         self._proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT)
         self._wait_ready()
 
@@ -63,9 +72,18 @@ class RedisServer:
             proc.kill()
             proc.wait()
 
+    def kill(self) -> None:
+        """SIGKILL: gone at once, no shutdown, as a crashed or OOM-killed Redis."""
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            proc.kill()
+            proc.wait()
+
     def close(self) -> None:
         self.stop()
         self._log.close()
+        if self._dir is not None:
+            self._dir.cleanup()
 
     def __enter__(self) -> RedisServer:
         self.start()

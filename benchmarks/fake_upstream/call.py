@@ -1,8 +1,9 @@
 """One API call as the endpoint modules see it, and the two ways to answer it.
 
-``send_json`` and ``send_events`` apply the faults that act mid-response: ``chunk_delay`` and
-``cut_after``. A cut closes the connection without the final zero-length chunk (or short of the
-announced Content-Length), so the client sees a broken body, never a clean end.
+``send_json`` and ``send_events`` apply the faults that act mid-response: ``chunk_delay``,
+``cut_after`` and ``error_after``. A cut closes the connection without the final zero-length
+chunk (or short of the announced Content-Length), so the client sees a broken body, never a
+clean end.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from benchmarks.fake_upstream.faults import Fault, error_response
+from benchmarks.fake_upstream.faults import Fault, error_response, stream_error
 from benchmarks.fake_upstream.state import CONTEXT
 from benchmarks.fake_upstream.wire import JSON_TYPE, ApiError, numbered_words, split_words
 
@@ -69,6 +70,9 @@ class Call:
         for sent, event in enumerate(events):
             if sent == cut_after:
                 break
+            if sent == self.fault.error_after:  # an error event, then a clean end of the body
+                await response.write(stream_error(self.fault, self.request))
+                break
             if sent and delay:
                 await asyncio.sleep(delay)
             await response.write(event)
@@ -100,4 +104,4 @@ async def before_response(request: web.Request, fault: Fault) -> web.StreamRespo
         close_connection(request)
         # aiohttp's attempt to send this fails quietly (ConnectionError) on the closed transport.
         return web.Response(status=204)
-    return error_response(fault)
+    return error_response(fault, request)

@@ -14,6 +14,11 @@ instance with ``POST /_fake/faults``. Keys (all optional):
 ``close_code``        realtime: close the WebSocket with this code (after ``cut_after`` events,
                       by default right after ``session.created``) instead of dropping it
 ``close_reason``      realtime: the reason sent with ``close_code``
+``error_after``       stream: send an ``event: error`` after N events and end the stream there
+``echo_key``          quote the credentials the request presented (``Authorization``, any
+                      ``*-key`` or ``*-token`` header) in the error message, as some upstreams do
+                      ("Incorrect API key provided: sk-..."); realtime: in an ``error`` event
+                      right after ``session.created``
 
 This module only parses and decides; ``call`` does the sleeping, writing and closing.
 """
@@ -23,6 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from benchmarks.fake_upstream.wire import ApiError
@@ -40,6 +46,7 @@ _MESSAGES = {
     504: "Gateway timeout (scripted fault).",
 }
 _CODES = {401: "invalid_api_key", 429: "rate_limit_exceeded"}
+_CREDENTIALS = ("authorization", "proxy-authorization")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +62,8 @@ class Fault:
     linger: float = 0.0
     close_code: int | None = None
     close_reason: str = ""
+    error_after: int | None = None
+    echo_key: bool = False
 
     @classmethod
     def parse(cls, raw: object, *, param: str = "fake") -> Fault:
@@ -74,6 +83,8 @@ class Fault:
             linger=_seconds(raw, "linger", param) or 0.0,
             close_code=_close_code(raw, param),
             close_reason=_text(raw, "close_reason", param),
+            error_after=_count(raw, "error_after", param),
+            echo_key=bool(raw.get("echo_key", False)),
         )
 
     @property
@@ -120,7 +131,7 @@ def _text(raw: dict[str, Any], key: str, param: str) -> str:
     return value
 
 
-def error_response(fault: Fault) -> web.Response | None:
+def error_response(fault: Fault, request: web.Request) -> web.Response | None:
     """The error answer a fault asks for, if any."""
     status = fault.error_status
     if status is None:
@@ -129,7 +140,26 @@ def error_response(fault: Fault) -> web.Response | None:
     type_ = "server_error" if status >= 500 else "invalid_request_error"
     if status == 429:
         type_ = "requests"  # what OpenAI puts in "type" for a request-rate limit
-    message = _MESSAGES.get(status, f"Scripted fault: HTTP {status}.")
+    message = message_for(fault, request, _MESSAGES.get(status, f"Scripted fault: HTTP {status}."))
     return ApiError(
         status, message, type_=type_, code=_CODES.get(status), headers=headers
     ).response()
+
+
+def message_for(fault: Fault, request: web.Request, message: str) -> str:
+    """``message``, quoting the presented credentials if the fault says ``echo_key``."""
+    if not fault.echo_key:
+        return message
+    presented = [
+        f"{name}: {value}"
+        for name, value in request.headers.items()
+        if name.lower() in _CREDENTIALS or name.lower().endswith(("-key", "-token"))
+    ]
+    return f"{message} Credentials received: {'; '.join(presented) or 'none'}."
+
+
+def stream_error(fault: Fault, request: web.Request) -> bytes:
+    """The ``event: error`` a stream sends at ``error_after``."""
+    message = message_for(fault, request, _MESSAGES[500])
+    error = {"message": message, "type": "server_error", "param": None, "code": None}
+    return b"event: error\ndata: " + orjson.dumps({"error": error}) + b"\n\n"

@@ -12,8 +12,10 @@ back-pressure tests. Other events are ignored, as a model ignores what it does n
 Faults (queued with ``POST /_fake/faults``) act as on HTTP: ``status`` refuses the upgrade,
 ``drop`` closes the connection instead of upgrading, ``delay_first_byte`` delays the 101,
 ``chunk_delay`` spaces events; ``cut_after`` drops the connection after N server events, or closes
-it with ``close_code``/``close_reason`` when those are set. Each session is recorded for
-``GET /_fake/realtime``: the client's event types, and the code and reason it closed with.
+it with ``close_code``/``close_reason`` when those are set; ``echo_key`` sends an ``error`` event
+quoting the credentials the upgrade carried, right after ``session.created``. Each session is
+recorded for ``GET /_fake/realtime``: the client's event types, and the code and reason it
+closed with.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import orjson
 from aiohttp import WSMsgType, web
 
 from benchmarks.fake_upstream.call import before_response, close_connection
-from benchmarks.fake_upstream.faults import NO_FAULT, Fault
+from benchmarks.fake_upstream.faults import NO_FAULT, Fault, message_for
 from benchmarks.fake_upstream.state import STATE, SessionRecord
 from benchmarks.fake_upstream.wire import count_words, new_id, parts_text, split_words
 
@@ -150,6 +152,9 @@ async def session(request: web.Request) -> web.StreamResponse:
     talk = _Session(ws, request, record, fault)
     try:
         await talk.send("session.created", session=talk.session_object())
+        if fault.echo_key:
+            message = message_for(fault, request, "Your credentials were refused.")
+            await talk.send("error", error=_error(message))
         await _converse(talk)
     except _Cut:
         pass

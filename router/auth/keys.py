@@ -49,7 +49,9 @@ class Principal:
 
 
 def digest(key: str) -> bytes:
-    return hashlib.sha256(key.encode()).digest()
+    """SHA-256 of the key's bytes. A key read from a header may not be text: aiohttp decodes
+    header bytes as UTF-8 with ``surrogateescape``, which encodes back to the bytes sent."""
+    return hashlib.sha256(key.encode("utf-8", "surrogateescape")).digest()
 
 
 class KeyRing:

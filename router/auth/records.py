@@ -14,7 +14,7 @@ from typing import Any, Literal, cast
 
 import orjson
 
-from router.auth.keyformat import verify
+from router.auth.keyformat import is_key_id, verify
 from router.limits.types import Limits
 
 UPDATABLE = frozenset({"name", "models", "expires_at", "limits", "rpm", "tpm", "concurrency"})
@@ -35,6 +35,10 @@ class KeyRecord:
 
     ``previous_hash`` is the secret replaced by the last rotation; it keeps working until
     ``previous_expires_at`` so clients can be redeployed without an outage.
+
+    ``version`` counts the writes (the :class:`~router.auth.store.KeyService` bumps it) and
+    ``updated_at`` is the time of the last one: with them, two copies of a record can be
+    merged without rolling one back (:func:`newest`).
     """
 
     id: str
@@ -48,11 +52,16 @@ class KeyRecord:
     state: KeyState = "active"
     previous_hash: str | None = None
     previous_expires_at: float | None = None
+    version: int = 0
+    updated_at: float | None = None
 
     def __post_init__(self) -> None:
         if not self.name or not isinstance(self.name, str):
             raise ValueError("name: expected a non-empty string")
-        for name in ("created_at", "last_used_at", "expires_at", "previous_expires_at"):
+        if not isinstance(self.version, int) or isinstance(self.version, bool) or self.version < 0:
+            raise ValueError("version: expected an integer, 0 or more")
+        times = ("created_at", "last_used_at", "expires_at", "previous_expires_at", "updated_at")
+        for name in times:
             value = getattr(self, name)
             if not (_is_number(value) or (value is None and name != "created_at")):
                 raise ValueError(f"{name}: expected a unix time")
@@ -122,10 +131,18 @@ class KeyRecord:
             fields["models"] = patterns(fields["models"])
         return dataclasses.replace(self, **fields)
 
-    def to_json(self) -> bytes:
-        """The stored form (includes hashes; never send it to a client)."""
+    def to_dict(self) -> dict[str, Any]:
+        """The stored form as a JSON-able dict (includes hashes; never send it to a client)."""
         data = dataclasses.asdict(self)
         data["models"] = list(self.models)
+        data["v"] = FORMAT_VERSION
+        return data
+
+    def to_json(self) -> bytes:
+        """The stored form (includes hashes; never send it to a client)."""
+        # A shallow dict: orjson writes the tuple and the limits dataclass itself, about six
+        # times faster than dataclasses.asdict (which deep-copies), for a restore of many keys.
+        data = {name: getattr(self, name) for name in _FIELD_NAMES}
         data["v"] = FORMAT_VERSION
         return orjson.dumps(data)
 
@@ -134,11 +151,22 @@ class KeyRecord:
         """Parse :meth:`to_json` output; raise ValueError on anything malformed."""
         try:
             raw = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise ValueError(f"malformed key record: {exc!r}") from None
+        return cls.from_dict(raw)
+
+    @classmethod
+    def from_dict(cls, raw: object) -> KeyRecord:
+        """Parse :meth:`to_dict` output (from a file, say); raise ValueError if malformed."""
+        try:
             if not isinstance(raw, dict):
                 raise TypeError("not an object")
-            return cls._from_dict(raw)
-        except (TypeError, KeyError, orjson.JSONDecodeError) as exc:
+            record = cls._from_dict(raw)
+        except (TypeError, KeyError) as exc:
             raise ValueError(f"malformed key record: {exc!r}") from None
+        if not is_key_id(record.id):  # ids become store key names: only the generated shape
+            raise ValueError("malformed key record: id is not a key id")
+        return record
 
     @classmethod
     def _from_dict(cls, raw: dict[str, Any]) -> KeyRecord:
@@ -154,7 +182,36 @@ class KeyRecord:
             state=cast(KeyState, raw.get("state", "active")),
             previous_hash=_optional_str(raw.get("previous_hash")),
             previous_expires_at=_optional_number(raw.get("previous_expires_at")),
+            version=_int(raw.get("version", 0)),
+            updated_at=_optional_number(raw.get("updated_at")),
         )
+
+    @property
+    def rank(self) -> tuple[bool, int, float]:
+        """What :func:`newest` compares: revoked first, then the version, then the write time."""
+        updated = self.created_at if self.updated_at is None else self.updated_at
+        return (self.state == "revoked", self.version, updated)
+
+    def written(self, now: float) -> KeyRecord:
+        """The copy a store write keeps: the next version, written at ``now``."""
+        return dataclasses.replace(self, version=self.version + 1, updated_at=now)
+
+
+_FIELD_NAMES = tuple(f.name for f in dataclasses.fields(KeyRecord))
+
+
+def newest(current: KeyRecord | None, incoming: KeyRecord) -> KeyRecord:
+    """Which of two copies of one key a merge keeps: the higher :attr:`KeyRecord.rank`.
+
+    Revocation wins (a revoked key never comes back, whatever the versions), then the newer
+    version, then the later write; a tie keeps ``current``. The rule is a join (commutative,
+    associative, idempotent), so snapshots, stores and backups can be merged in any order, any
+    number of times, and agree: the same rule as a CRDT's last-writer-wins register with a
+    tombstone that always wins (Shapiro et al., 2011).
+    """
+    if current is None or incoming.rank > current.rank:
+        return incoming
+    return current
 
 
 def patterns(models: Iterable[str]) -> tuple[str, ...]:
@@ -184,6 +241,12 @@ def _number(value: Any) -> float:
 
 def _optional_number(value: Any) -> float | None:
     return None if value is None else _number(value)
+
+
+def _int(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"expected an integer, got {type(value).__name__}")
+    return value
 
 
 def _strings(value: Any) -> tuple[str, ...]:

@@ -23,12 +23,12 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
-from router.auth.records import KeyRecord
+from router.auth.records import KeyRecord, newest
 from router.auth.store import EVICT_ALL
 
 T = TypeVar("T")
@@ -86,8 +86,14 @@ class SQLiteStore:
         return sorted(records, key=lambda r: (r.created_at, r.id), reverse=True)
 
     async def put(self, record: KeyRecord) -> None:
-        """Insert or replace the record and append the change, in one committed transaction."""
-        await self._run(lambda db: _put(db, record, time.time()))
+        """Insert the record or replace an older copy, and append the change, in one committed
+        transaction (a newer stored copy stays: :func:`~router.auth.records.newest`)."""
+        await self._run(lambda db: _put(db, [record], time.time(), tie=True))
+
+    async def merge(self, records: Iterable[KeyRecord]) -> int:
+        """Write each record the file has no newer copy of, in one transaction; how many."""
+        batch = builtins.list(records)
+        return await self._run(lambda db: _put(db, batch, time.time(), tie=False))
 
     async def touch(self, last_used: Mapping[str, float]) -> None:
         """Raise ``last_used_at`` of existing keys; one transaction, not a change."""
@@ -175,12 +181,26 @@ def _all(db: sqlite3.Connection) -> builtins.list[KeyRecord]:
     return [_record(*row) for row in db.execute("SELECT json, last_used_at FROM keys")]
 
 
-def _put(db: sqlite3.Connection, record: KeyRecord, now: float) -> None:
-    params = {"id": record.id, "json": record.to_json().decode(), "used": record.last_used_at}
+def _put(db: sqlite3.Connection, records: Iterable[KeyRecord], now: float, *, tie: bool) -> int:
+    """Write each record unless a newer copy is stored (a tie writes if ``tie``); how many."""
+    written = 0
     with _transaction(db):
-        db.execute(_PUT, params)
-        db.execute("INSERT INTO changes (key_id, at) VALUES (?, ?)", (record.id, now))
+        for record in records:
+            stored = _get(db, record.id)
+            if stored is not None and not _wins(record, stored, tie=tie):
+                continue
+            json = record.to_json().decode()
+            db.execute(_PUT, {"id": record.id, "json": json, "used": record.last_used_at})
+            db.execute("INSERT INTO changes (key_id, at) VALUES (?, ?)", (record.id, now))
+            written += 1
         db.execute("DELETE FROM changes WHERE at < ?", (now - CHANGES_KEPT_SECONDS,))
+    return written
+
+
+def _wins(incoming: KeyRecord, stored: KeyRecord, *, tie: bool) -> bool:
+    if tie and incoming.rank == stored.rank:
+        return True
+    return newest(stored, incoming) is incoming
 
 
 def _touch(db: sqlite3.Connection, rows: builtins.list[dict[str, object]]) -> None:

@@ -37,7 +37,16 @@ class KeyStore(Protocol):
         """Every record, revoked ones included, newest first."""
 
     async def put(self, record: KeyRecord) -> None:
-        """Insert or replace the record and announce the change to every process."""
+        """Insert the record, or replace a copy that is not newer (a revoked copy, or a higher
+        version, stays: :func:`~router.auth.records.newest`), and announce the change to every
+        process."""
+
+    async def merge(self, records: Iterable[KeyRecord]) -> int:
+        """Write each record the store has no copy of, or an older copy: how many were written.
+
+        Idempotent (a tie keeps the stored copy), so a backup or a snapshot can be merged any
+        number of times; never un-revokes a key.
+        """
 
     async def touch(self, last_used: Mapping[str, float]) -> None:
         """Raise ``last_used_at`` to the given times (never lower it); not a change."""
@@ -172,8 +181,7 @@ class KeyService:
             models=patterns(models),
             limits=KeyLimits(rpm=rpm, tpm=tpm, concurrency=concurrency),
         )
-        await self._write(record)
-        return record, format_key(key_id, secret)
+        return await self._write(record), format_key(key_id, secret)
 
     async def rotate(
         self, key_id: str, *, grace_seconds: float = 86400.0
@@ -194,8 +202,7 @@ class KeyService:
             previous_hash=record.secret_hash if grace else None,
             previous_expires_at=self._clock() + grace_seconds if grace else None,
         )
-        await self._write(rotated)
-        return rotated, format_key(key_id, secret)
+        return await self._write(rotated), format_key(key_id, secret)
 
     async def update(self, key_id: str, **fields: Any) -> KeyRecord | None:
         """Change what :meth:`KeyRecord.updated` allows (name, models, expiry, limits).
@@ -205,24 +212,33 @@ class KeyService:
         record = await self._store.get(key_id)
         if record is None:
             return None
-        updated = record.updated(**fields)
-        await self._write(updated)
-        return updated
+        return await self._write(record.updated(**fields))
 
     async def revoke(self, key_id: str) -> KeyRecord | None:
         """Revoke the key: it fails at once in this process, within a second everywhere."""
         record = await self._store.get(key_id)
         if record is None:
             return None
-        revoked = dataclasses.replace(record, state="revoked")
-        await self._write(revoked)
-        return revoked
+        return await self._write(dataclasses.replace(record, state="revoked"))
 
-    async def _write(self, record: KeyRecord) -> None:
+    async def merge(self, records: Iterable[KeyRecord]) -> int:
+        """Merge records from a backup, as they are (versions kept): each is written unless
+        the store holds a newer copy, so nothing is rolled back or un-revoked. How many were
+        written."""
+        batch = builtins.list(records)
+        try:
+            return await self._store.merge(batch)
+        finally:
+            for record in batch:
+                self.evict(record.id)
+
+    async def _write(self, record: KeyRecord) -> KeyRecord:
+        record = record.written(self._clock())  # the next version: merges keep the newest
         try:
             await self._store.put(record)
         finally:
             self.evict(record.id)  # even on error: the store may have applied the write
+        return record
 
     # --- background work the app owns -----------------------------------------------------
 

@@ -59,7 +59,8 @@ def admin_only(handler: Handler) -> Handler:
             exc.headers = {**exc.headers, **NO_STORE}
             raise
         except STORE_ERRORS as exc:  # as the request path answers it: retryable, not a bug
-            logger.warning("key store unavailable", exc_info=True)
+            fields = {"error": type(exc).__name__}  # one line, no traceback: an outage, not a bug
+            logger.warning("key store unavailable", extra={"fields": fields})
             raise ServiceUnavailable(
                 "The key store cannot be reached right now; please retry.",
                 code="keys_unavailable",

@@ -15,6 +15,7 @@ from typing import Any, TypeGuard
 from router.auth.records import LIMIT_FIELDS
 from router.errors import InvalidRequest
 from router.handlers.common import wrong_type
+from router.limits.types import MAX_LIMITS
 
 KEY_FIELDS = frozenset({"name", "models", "limits", "expires_at"})
 ROTATE_FIELDS = frozenset({"grace_seconds"})
@@ -97,8 +98,9 @@ def _limits(value: object) -> dict[str, int | None]:
         limit = value[name]
         if limit is not None and not (isinstance(limit, int) and not isinstance(limit, bool)):
             raise wrong_type(f"limits.{name}", "an integer, or null", limit)
-        if limit is not None and limit < 0:
-            raise _invalid(f"limits.{name}", "expected an integer, 0 or more, or null")
+        if limit is not None and not 0 <= limit <= MAX_LIMITS[name]:
+            expected = f"expected an integer from 0 to {MAX_LIMITS[name]}, or null (no limit)"
+            raise _invalid(f"limits.{name}", expected)
         limits[name] = limit
     return limits
 

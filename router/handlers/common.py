@@ -44,10 +44,13 @@ async def principal_for(request: web.Request, token: str | None) -> Principal:
     """The principal of a key however it was presented, or 401 (503 if keys cannot be read)."""
     if token is None:
         raise Unauthorized(_NO_KEY)
+    if not is_text(token):  # bytes that are not UTF-8 are no key of ours: no store sees them
+        raise Unauthorized(_BAD_KEY)
     try:
         principal = await request.app[AUTH].principal(token)
-    except STORE_ERRORS:  # the key store is unreachable and this key is not cached
-        logger.warning("key store unavailable", exc_info=True)
+    except STORE_ERRORS as exc:  # the key store is unreachable and this key is not cached
+        # An outage, not a bug: one line naming the error, no traceback (it may quote a URL).
+        logger.warning("key store unavailable", extra={"fields": {"error": type(exc).__name__}})
         raise ServiceUnavailable(
             "API keys cannot be checked right now; please retry.",
             code="keys_unavailable",
@@ -56,6 +59,19 @@ async def principal_for(request: web.Request, token: str | None) -> Principal:
     if principal is None:
         raise Unauthorized(_BAD_KEY)
     return principal
+
+
+def is_text(value: str) -> bool:
+    """Whether a header value was valid UTF-8. aiohttp decodes header bytes with
+    ``surrogateescape``: a byte that is not UTF-8 becomes a lone surrogate, which no encoder
+    (hashing, JSON, an upstream request) accepts."""
+    return value.isascii() or not any("\udc80" <= char <= "\udcff" for char in value)
+
+
+def text_header(request: web.Request, name: str) -> str | None:
+    """A client header's value if it is text; None if absent or not valid UTF-8."""
+    value = request.headers.get(name)
+    return value if value is not None and is_text(value) else None
 
 
 async def read_body(request: web.Request) -> bytes:

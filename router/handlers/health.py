@@ -15,7 +15,15 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Ready for traffic: not draining. Lists each pool's live state for humans."""
+    """Ready for traffic: not draining. Lists each pool's live state for humans.
+
+    Backend health is shown, never decisive. Every replica sees the same upstreams, so a
+    readiness tied to them would pull the whole fleet out of its load balancer at once during
+    an upstream outage, and clients would get connection errors instead of the router's quick
+    503 ``no_backend`` with ``retry-after`` (and lose the fallback models that still work).
+    Kubernetes asks readiness to reflect the pod itself; Envoy keeps a cluster with no healthy
+    host routable and answers 503 "no healthy upstream" for the same reason.
+    """
     pools = [repr(route.pool) for route in request.app[ROUTES]]
     if request.app[LIFECYCLE].draining:
         return json_response({"status": "draining", "pools": pools}, status=503)

@@ -50,9 +50,9 @@ async def admit(
     limits = principal.limits
     try:
         admission = await limiter.admit(principal.key_id, limits, estimate, lease)
-    except LimiterUnavailable:
+    except LimiterUnavailable as exc:
         if metrics is not None:
-            metrics.limit_unchecked()
+            metrics.limit_unchecked(exc.reason)
         raise ServiceUnavailable(
             "Rate limits cannot be checked right now; please retry.",
             code="limits_unavailable",
@@ -75,19 +75,25 @@ async def finish(limiter: Limiter, charge: Charge) -> None:
 
 def _refusal(admission: Admission, limits: Limits, estimate: int) -> RateLimited:
     kind = admission.kind or "requests"
+    limit = {"requests": limits.rpm, "tokens": limits.tpm, "concurrency": limits.concurrency}[kind]
+    # Concurrency is a request limit to clients: OpenAI's two types are requests and tokens.
+    type_ = "tokens" if kind == "tokens" else "requests"
     headers = dict(admission.headers)
-    if admission.retry_after is None:  # no wait helps: the request alone exceeds the limit
+    if admission.retry_after is not None:
+        wait = admission.retry_after
+        headers["retry-after"] = str(max(1, math.ceil(wait)))
+        message = (
+            f"Rate limit reached for {_WHAT[kind]}: Limit {limit}. "
+            f"Please try again in {format_duration(wait)}."
+        )
+    elif limit == 0:  # no wait helps: the key may make no request at all
+        message = (
+            f"Rate limit reached for {_WHAT[kind]}: Limit 0. This key may not make requests; "
+            "ask its administrator to raise the limit."
+        )
+    else:  # no wait helps: the request alone exceeds the tokens limit
         message = (
             f"Request too large for {_WHAT['tokens']}: Limit {limits.tpm}, "
             f"Requested {estimate}. Lower max_tokens or the prompt's size."
         )
-        return RateLimited(message, kind="tokens", headers=headers)
-    wait = admission.retry_after
-    headers["retry-after"] = str(max(1, math.ceil(wait)))
-    limit = {"requests": limits.rpm, "tokens": limits.tpm, "concurrency": limits.concurrency}
-    message = (
-        f"Rate limit reached for {_WHAT[kind]}: Limit {limit[kind]}. "
-        f"Please try again in {format_duration(wait)}."
-    )
-    # Concurrency is a request limit to clients: OpenAI's two types are requests and tokens.
-    return RateLimited(message, kind="tokens" if kind == "tokens" else "requests", headers=headers)
+    return RateLimited(message, kind=type_, headers=headers)

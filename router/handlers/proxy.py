@@ -21,6 +21,7 @@ from router.handlers.common import (
     parse_payload,
     read_body,
     require_model,
+    text_header,
 )
 from router.handlers.limits import Charge, admit, finish
 from router.routing import Route
@@ -36,8 +37,8 @@ _FORWARDED_HEADERS = ("Content-Type", "Accept", "OpenAI-Beta", "User-Agent")
 
 
 def forward_headers(request: web.Request, request_id: str) -> dict[str, str]:
-    incoming = request.headers
-    headers = {name: value for name in _FORWARDED_HEADERS if (value := incoming.get(name))}
+    # A value that is not valid UTF-8 stays here: the upstream request could not encode it.
+    headers = {name: value for name in _FORWARDED_HEADERS if (value := text_header(request, name))}
     headers.setdefault("Content-Type", "application/json")
     # Lets the provider's logs be matched with ours (OpenAI honours X-Client-Request-Id).
     headers["X-Client-Request-Id"] = request_id

@@ -28,7 +28,7 @@ from router.appkeys import CONTEXT, FORWARDER, LIMITER, METRICS, ROUTES
 from router.auth import bearer_token
 from router.edge import edge
 from router.errors import InvalidRequest
-from router.handlers.common import principal_for, require_model
+from router.handlers.common import principal_for, require_model, text_header
 from router.handlers.limits import Charge, admit, finish
 from router.limits import Limiter
 from router.routing import Route
@@ -154,7 +154,7 @@ async def _session(
     finally, however the session ends."""
     ctx = request[CONTEXT]
     app = request.app
-    dial = DialRequest(offer.beta, ctx.request_id, request.headers.get("User-Agent"))
+    dial = DialRequest(offer.beta, ctx.request_id, text_header(request, "User-Agent"))
     upstream = await app[FORWARDER].forward(chain, dial_attempt(dial), ctx)
     try:
         ws.headers.update(_answer_headers(ctx.request_id, upstream, charge))

@@ -46,9 +46,8 @@ end
 -- allowed, level, stamp, retry_after (nil: allowed, or never)
 local function try_take(level, stamp, capacity, cost)
   level, stamp = level_at(level, stamp, capacity)
-  if cost > capacity then return false, level, stamp, nil end
+  if cost > capacity or capacity == 0 then return false, level, stamp, nil end
   if level >= cost then return true, level - cost, stamp, nil end
-  if capacity / 60 == 0 then return false, level, stamp, nil end
   return false, level, stamp, (cost - level) / (capacity / 60)
 end
 
@@ -103,7 +102,10 @@ if concurrency then
   -- Leases of a crashed router expire instead of holding their slots forever.
   redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', fmt(now))
   if redis.call('ZCARD', KEYS[3]) >= concurrency then
-    table.insert(refusals, {'concurrency', CONCURRENCY_RETRY_AFTER})
+    -- A limit of 0 never frees a slot: no wait helps (nil), as in local.py.
+    local wait = nil
+    if concurrency > 0 then wait = CONCURRENCY_RETRY_AFTER end
+    table.insert(refusals, {'concurrency', wait})
   end
 end
 

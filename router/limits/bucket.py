@@ -67,12 +67,10 @@ def level_at(state: BucketState, spec: BucketSpec, now: float) -> BucketState:
 def try_take(state: BucketState, spec: BucketSpec, now: float, cost: float) -> Take:
     """Take ``cost`` at ``now`` if the level covers it; otherwise take nothing."""
     current = level_at(state, spec, now)
-    if cost > spec.capacity:
+    if cost > spec.capacity or spec.capacity == 0:  # a limit of 0 refuses even a free take
         return Take(False, current, None)
     if current.level >= cost:
         return Take(True, BucketState(current.level - cost, current.stamp), None)
-    if spec.rate == 0:  # a zero limit in debt never refills
-        return Take(False, current, None)
     return Take(False, current, (cost - current.level) / spec.rate)
 
 

@@ -58,7 +58,9 @@ class LocalLimiter:
         if tpm is not None and not tpm.allowed:
             refusals.append(("tokens", tpm.retry_after))
         if limits.concurrency is not None and not self._has_slot(key, limits.concurrency, now):
-            refusals.append(("concurrency", CONCURRENCY_RETRY_AFTER))
+            # A limit of 0 never frees a slot: no wait helps (None), as in admit.lua.
+            wait = CONCURRENCY_RETRY_AFTER if limits.concurrency else None
+            refusals.append(("concurrency", wait))
         if refusals:
             kind, retry_after = worst(refusals)
             # Nothing is taken: the headers show the buckets as they are.

@@ -1,9 +1,10 @@
 """Limits shared by every router process and host: one atomic Lua call per admission.
 
-Each API key has three Redis keys with one hash tag, so they share a Redis Cluster slot and
-one script can touch all three: ``sy:{KEY}:rpm`` and ``sy:{KEY}:tpm`` (hashes of level and
+Each API key has three Redis keys, ``sy:{KEY}:rpm`` and ``sy:{KEY}:tpm`` (hashes of level and
 stamp, expiring once the bucket would be full again) and ``sy:{KEY}:conc`` (a sorted set of
-lease id -> expiry). Time is the Redis server's (``TIME``) so routers on hosts with skewed
+lease id -> expiry). The braces are a hash tag: the three would share one slot on a Redis
+Cluster, but the router runs on a single Redis only (it refuses a cluster at start) until a
+test runs a real cluster. Time is the Redis server's (``TIME``) so routers on hosts with skewed
 clocks share one clock; ``clock`` overrides it, for tests.
 
 One round trip per request: settle and release are deferred. The next admission of the same
@@ -11,29 +12,38 @@ key carries them into its script call (so a client's next request sees its own s
 and a flusher sends whatever is left every ``flush_interval`` in one pipelined round trip (so
 another router sees it within that interval). Deferred work that fails is kept and retried.
 
-Every call is bounded by ``timeout``. When Redis fails or is slow, the limiter fails open
-(admits, marked ``degraded``) or closed (raises :class:`LimiterUnavailable`), and reports the
-error to ``on_error`` either way; settle and release never raise. When Redis comes back,
-redis-py's pool reconnects and its Script objects reload a script the new server lacks
-(``NOSCRIPT``), so nothing stays broken.
+Every call goes through a :class:`~router.limits.pipeline.Pipeliner`: the calls of one loop
+tick share one round trip, so a burst of any size needs a few connections, never one each.
+``timeout`` bounds Redis's answer, not the wait in that queue. When Redis fails or is slow, the
+limiter fails open (admits, marked ``degraded``) or closed (raises
+:class:`LimiterUnavailable`), and reports the error to ``on_error`` either way (see
+:func:`failure_reason`); settle and release never raise. When Redis comes back, redis-py's pool
+reconnects and the pipeliner reloads a script the new server lacks (``NOSCRIPT``), so nothing
+stays broken.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from importlib import resources
 from typing import NoReturn
 
 import redis.asyncio
-from redis.exceptions import RedisError
 
 from router.limits.headers import rate_limit_headers
-from router.limits.types import Admission, Kind, LimiterUnavailable, Limits, degraded
+from router.limits.pipeline import Pipeliner
+from router.limits.types import (
+    FAILURES,
+    Admission,
+    Kind,
+    LimiterUnavailable,
+    Limits,
+    degraded,
+    failure_reason,
+)
 
-# What a store that is down, unreachable or too slow raises (asyncio.timeout: TimeoutError).
-_FAILURES = (TimeoutError, RedisError, OSError)
 _KINDS: dict[str, Kind | None] = {
     "": None,
     "requests": "requests",
@@ -75,11 +85,13 @@ class RedisLimiter:
         self._admit = client.register_script(_script("admit.lua"))
         self._settle = client.register_script(_script("settle.lua"))
         self._renew = client.register_script(_script("renew.lua"))
+        self._pipeliner = Pipeliner(client, timeout=timeout)
         self.errors = 0
         self._pending: dict[str, _Deferred] = {}
         self._flush_interval = flush_interval
         self._wake = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
+        self._closed = False
 
     def __repr__(self) -> str:
         mode = "fail-open" if self._fail_open else "fail-closed"
@@ -105,17 +117,44 @@ class RedisLimiter:
             self._lease_ttl,
             *(deferred.args() if deferred is not None else ("",)),
         ]
+        call = self._pipeliner.submit(self._admit, self.keys(key_id), args)
         try:
-            async with asyncio.timeout(self._timeout):
-                reply = await self._admit(keys=self.keys(key_id), args=args)
-        except _FAILURES as exc:
+            reply = await asyncio.shield(call)
+        except asyncio.CancelledError:
+            self._abandoned(call, key_id, limits, lease, deferred)
+            raise
+        except FAILURES as exc:
             if deferred is not None:
                 self._defer(key_id, deferred.limits).merge(deferred)
             self._report(exc, "admit")
             if not self._fail_open:
                 _unavailable(exc)
-            return degraded()
+            return degraded(failure_reason(exc))
         return _admission(limits, reply)
+
+    def _abandoned(
+        self,
+        call: asyncio.Future[object],
+        key_id: str,
+        limits: Limits,
+        lease: str,
+        carried: _Deferred | None,
+    ) -> None:
+        """The request went away during its admission (a client that disconnected). Its call
+        still goes out, since it carries this key's deferred work (kept again if the call
+        fails); a lease it may take is given back once it is answered (a release sent before
+        the call could land first)."""
+
+        def give_back(answered: asyncio.Future[object]) -> None:
+            if self._closed:
+                return
+            failed = answered.cancelled() or answered.exception() is not None
+            if failed and carried is not None:
+                self._defer(key_id, carried.limits).merge(carried)
+            if limits.concurrency is not None:
+                self._defer(key_id, limits).leases.append(lease)
+
+        call.add_done_callback(give_back)
 
     async def settle(self, key_id: str, limits: Limits, delta_tokens: int) -> None:
         if limits.tpm is not None and delta_tokens != 0:
@@ -134,9 +173,8 @@ class RedisLimiter:
             return
         args = [self._now(), self._lease_ttl, lease]
         try:
-            async with asyncio.timeout(self._timeout * 4):
-                await self._renew(keys=[self.keys(key_id)[2]], args=args)
-        except _FAILURES as exc:  # the next renewal, well before expiry, tries again
+            await self._pipeliner.script(self._renew, [self.keys(key_id)[2]], args)
+        except FAILURES as exc:  # the next renewal, well before expiry, tries again
             self._report(exc, "renew")
 
     def _defer(self, key_id: str, limits: Limits) -> _Deferred:
@@ -159,35 +197,46 @@ class RedisLimiter:
             await self.flush()
 
     async def flush(self) -> None:
-        """Send every deferred settle and release now, in one pipelined round trip."""
+        """Send every deferred settle and release now (they share round trips with admissions).
+
+        A call that fails is kept for the next try; one that went through is not, so nothing
+        is applied twice."""
         batch, self._pending = self._pending, {}
-        if not batch:
-            return
-        async with self._client.pipeline(transaction=False) as pipe:
-            for key_id, deferred in batch.items():
-                _, tpm_key, leases_key = self.keys(key_id)
-                if deferred.delta and deferred.limits.tpm is not None:
-                    settle_args = [self._now(), deferred.limits.tpm, deferred.delta]
-                    await self._settle(keys=[tpm_key], args=settle_args, client=pipe)
-                if deferred.leases:
-                    pipe.zrem(leases_key, *deferred.leases)
-            try:
-                async with asyncio.timeout(self._timeout * 4):
-                    await pipe.execute()
-            except _FAILURES as exc:
-                self._report(exc, "flush")
-                for key_id, deferred in batch.items():  # keep it for the next try
-                    self._defer(key_id, deferred.limits).merge(deferred)
+        sent = [
+            (key_id, part, call)
+            for key_id, deferred in batch.items()
+            for part, call in self._flush_calls(key_id, deferred)
+        ]
+        results = await asyncio.gather(*(call for *_, call in sent), return_exceptions=True)
+        errors = [result for result in results if isinstance(result, BaseException)]
+        for (key_id, part, _), result in zip(sent, results, strict=True):
+            if isinstance(result, BaseException) and not self._closed:
+                self._defer(key_id, part.limits).merge(part)
+        if errors:
+            self._report(errors[0], "flush")
+
+    def _flush_calls(
+        self, key_id: str, deferred: _Deferred
+    ) -> Iterator[tuple[_Deferred, Awaitable[object]]]:
+        _, tpm_key, leases_key = self.keys(key_id)
+        if deferred.delta and deferred.limits.tpm is not None:
+            args = [self._now(), deferred.limits.tpm, deferred.delta]
+            settled = _Deferred(deferred.limits, delta=deferred.delta)
+            yield settled, self._pipeliner.script(self._settle, [tpm_key], args)
+        if deferred.leases:
+            released = _Deferred(deferred.limits, leases=deferred.leases)
+            yield released, self._pipeliner.command("ZREM", leases_key, *deferred.leases)
 
     async def close(self) -> None:
         """Send what is deferred and stop the flusher; the client is the caller's."""
+        self._closed = True
         if self._flusher is not None:
             self._flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
             self._flusher = None
-        with contextlib.suppress(*_FAILURES):
-            await self.flush()
+        await self.flush()
+        await self._pipeliner.close()
 
     def _now(self) -> float | str:
         return "" if self._clock is None else self._clock()
@@ -203,10 +252,10 @@ class _Deferred:
 
     __slots__ = ("delta", "leases", "limits")
 
-    def __init__(self, limits: Limits) -> None:
+    def __init__(self, limits: Limits, delta: int = 0, leases: list[str] | None = None) -> None:
         self.limits = limits
-        self.delta = 0
-        self.leases: list[str] = []
+        self.delta = delta
+        self.leases: list[str] = leases or []
 
     def merge(self, other: _Deferred) -> None:
         self.delta += other.delta
@@ -221,7 +270,8 @@ def _arg(limit: int | None) -> int | str:
 
 
 def _unavailable(exc: BaseException) -> NoReturn:
-    raise LimiterUnavailable(f"rate limit store unavailable: {type(exc).__name__}") from exc
+    message = f"rate limit store unavailable: {type(exc).__name__}"
+    raise LimiterUnavailable(message, failure_reason(exc)) from exc
 
 
 def _admission(limits: Limits, reply: Sequence[bytes | str]) -> Admission:

@@ -7,7 +7,29 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
 Kind = Literal["requests", "tokens", "concurrency"]
+FailureReason = Literal["timeout", "connection", "error"]
+FAILURE_REASONS: tuple[FailureReason, ...] = ("timeout", "connection", "error")
+# What a limit store that is down, unreachable or too slow raises (asyncio.timeout raises the
+# builtin TimeoutError); only these make the ``failure`` policy decide.
+FAILURES = (TimeoutError, RedisError, OSError)
+
+# Upper bounds of a limit, enforced where limits come in (config, admin API, CLI). admit.lua
+# computes in doubles, exact for integers up to 2^53 (about 9 * 10^15); 10^12 keeps a bucket's
+# level and its fractional refill exact to about 10^-4 of a token. Real quotas are far below:
+# the largest published per-model quotas are in the hundreds of millions of tokens a minute.
+MAX_PER_MINUTE = 10**12
+# Open requests of one key, each a lease in a sorted set: far more than any fleet holds open.
+MAX_CONCURRENCY = 10**6
+MAX_LIMITS: dict[str, int] = {
+    "rpm": MAX_PER_MINUTE,
+    "tpm": MAX_PER_MINUTE,
+    "concurrency": MAX_CONCURRENCY,
+}
 
 # A concurrency slot frees when some open request of the key ends, which nobody can predict;
 # unlike a bucket there is no computed wait. One second is a polite, short retry hint
@@ -15,13 +37,33 @@ Kind = Literal["requests", "tokens", "concurrency"]
 CONCURRENCY_RETRY_AFTER = 1.0
 
 
+def failure_reason(exc: BaseException) -> FailureReason:
+    """Why a store call failed, for the metric and the log: ``timeout`` (no answer in time),
+    ``connection`` (refused, reset, unreachable) or ``error`` (Redis answered with an error:
+    out of memory, a read-only replica, a busy script)."""
+    if isinstance(exc, TimeoutError | RedisTimeoutError):
+        return "timeout"
+    if isinstance(exc, RedisConnectionError | OSError):
+        return "connection"
+    return "error"
+
+
 class LimiterUnavailable(Exception):
-    """The limit store failed and the limiter is configured to fail closed (the router: 503)."""
+    """The limit store failed and the limiter is configured to fail closed (the router: 503);
+    ``reason`` is :func:`failure_reason` of what failed."""
+
+    def __init__(self, message: str, reason: FailureReason) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Per-key limits: requests and tokens per minute, concurrent requests. None is unlimited."""
+    """Per-key limits: requests and tokens per minute, concurrent requests. None is unlimited;
+    0 refuses every request (a 429 naming the limit, no ``retry-after``).
+
+    Only negative values are refused here: a record stored before :data:`MAX_LIMITS` existed
+    still loads. The doors where limits come in (config, admin API, CLI) enforce the bounds."""
 
     rpm: int | None = None
     tpm: int | None = None
@@ -50,8 +92,8 @@ class Admission:
     """A limiter's answer.
 
     ``retry_after`` is None when allowed, and also when no wait could ever help (a token
-    estimate larger than the tpm capacity). ``degraded`` means admitted unchecked because the
-    store failed and the limiter fails open.
+    estimate larger than the tpm capacity, a limit of 0). ``degraded`` means admitted
+    unchecked because the store failed (``failure`` says why) and the limiter fails open.
     """
 
     allowed: bool
@@ -59,11 +101,14 @@ class Admission:
     retry_after: float | None
     headers: dict[str, str]
     degraded: bool = False
+    failure: FailureReason | None = None
 
 
-def degraded() -> Admission:
+def degraded(reason: FailureReason) -> Admission:
     """Admitted without a check (a fresh instance: callers may add to its headers)."""
-    return Admission(allowed=True, kind=None, retry_after=None, headers={}, degraded=True)
+    return Admission(
+        allowed=True, kind=None, retry_after=None, headers={}, degraded=True, failure=reason
+    )
 
 
 class Limiter(Protocol):

@@ -42,7 +42,7 @@ def metrics_handler(registry: CollectorRegistry, token: SecretStr | None) -> Han
     async def metrics(request: web.Request) -> web.StreamResponse:
         if expected is not None:
             presented = bearer_token(request.headers.get("Authorization")) or ""
-            if not hmac.compare_digest(presented.encode(), expected):
+            if not hmac.compare_digest(presented.encode("utf-8", "surrogateescape"), expected):
                 raise Unauthorized("The metrics endpoint needs its token (Bearer METRICS_TOKEN).")
         encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
         body = encoder(rendered)

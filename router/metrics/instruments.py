@@ -170,18 +170,26 @@ class Instruments:
         )
         self.fail_open = r.counter(
             "switchyard_rate_limit_fail_open",
-            "Requests admitted unchecked because the limit store failed (fail_open).",
-            (),
+            "Requests admitted unchecked because the limit store failed (fail_open), by reason: "
+            "timeout, connection, error.",
+            ("reason",),
         )
         self.fail_closed = r.counter(
             "switchyard_rate_limit_fail_closed",
-            "Requests refused with 503 because the limit store failed (fail_closed).",
-            (),
+            "Requests refused with 503 because the limit store failed (fail_closed), by reason: "
+            "timeout, connection, error.",
+            ("reason",),
         )
         self.redis_errors = r.counter(
             "switchyard_redis_errors",
-            "Failed Redis operations of the rate limiter.",
-            ("operation",),
+            "Failed Redis operations of the rate limiter (admit, flush, renew), by reason.",
+            ("operation", "reason"),
+        )
+        self.key_store_restores = r.counter(
+            "switchyard_keystore_restores",  # not switchyard_key_*: those name per-key series
+            "Times this router found the key store reset (its epoch marker gone) and restored"
+            " the keys from its snapshot.",
+            (),
         )
 
 

@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry
 from balancers import Health
 from router.context import RequestContext
 from router.limits import Admission, Limits
+from router.limits.types import FAILURE_REASONS, FailureReason
 from router.metrics.cells import CounterChild, GaugeChild, HistogramChild, maker
 from router.metrics.instruments import Instruments, KeyInstruments
 from router.sessionstats import SessionStats
@@ -164,8 +165,12 @@ class Metrics:
                 m.retries.labels(model, reason)
                 for fallback in targets:
                     m.fallbacks.labels(model, fallback, reason)
-        for operation in ("admit", "flush", "renew"):
-            m.redis_errors.labels(operation)
+        for reason in FAILURE_REASONS:
+            m.fail_open.labels(reason)
+            m.fail_closed.labels(reason)
+            for operation in ("admit", "flush", "renew"):
+                m.redis_errors.labels(operation, reason)
+        m.key_store_restores.labels()
 
     def bind_backend(self, model: str, backend: str) -> BackendMetrics:
         bound = self._backends[model, backend] = BackendMetrics(self._m, model, backend)
@@ -243,7 +248,7 @@ class Metrics:
     def limit_checked(self, limits: Limits, admission: Admission) -> None:
         """One admission against a key's limits: each limit it has allowed it, or one refused."""
         if admission.degraded:
-            self._m.fail_open.labels().inc()
+            self._m.fail_open.labels(admission.failure or "error").inc()
             return
         if not admission.allowed:
             self._decisions[admission.kind or "requests", "refused"].inc()
@@ -255,12 +260,17 @@ class Metrics:
         if limits.concurrency is not None:
             self._decisions["concurrency", "allowed"].inc()
 
-    def limit_unchecked(self) -> None:
+    def limit_unchecked(self, reason: FailureReason) -> None:
         """The limit store failed and the router fails closed: the request got a 503."""
-        self._m.fail_closed.labels().inc()
+        self._m.fail_closed.labels(reason).inc()
 
-    def redis_error(self, operation: str) -> None:
-        self._m.redis_errors.labels(operation).inc()
+    def redis_error(self, operation: str, reason: FailureReason) -> None:
+        """A rate-limiter call to Redis failed (``reason``: timeout, connection, error)."""
+        self._m.redis_errors.labels(operation, reason).inc()
+
+    def key_store_restored(self) -> None:
+        """This router restored the key store from its snapshot after a reset."""
+        self._m.key_store_restores.labels().inc()
 
     def __repr__(self) -> str:
         return f"<Metrics {len(self._backends)} backends, {len(self._series)} request series>"

@@ -12,6 +12,7 @@ from balancers import BackendState, HealthPolicy
 from router.config import BackendConfig, Endpoint
 from router.metrics import BackendMetrics
 from router.upstream.providers import credential_headers, endpoint_url, upstream_model
+from router.upstream.scrub import Scrubber, secret_values
 
 
 def make_session(config: BackendConfig) -> aiohttp.ClientSession:
@@ -37,6 +38,7 @@ class Backend:
         "model",
         "name",
         "renames",
+        "scrubber",
         "session",
         "state",
         "timeouts",
@@ -62,6 +64,9 @@ class Backend:
             endpoint: endpoint_url(config, endpoint, public_id) for endpoint in config.endpoints
         }
         self.headers = {**config.headers, **credential_headers(config)}
+        # Every credential this backend is sent, found and hidden in what it sends back; None
+        # when it is sent none. Built once here: the relay only asks whether it is None.
+        self.scrubber = Scrubber.of(secret_values(config))
         self.timeouts = config.timeouts
         # aiohttp enforces connect (which includes waiting for a pooled connection), total,
         # and sock_read: the longest silence, which before the headers is the first byte.

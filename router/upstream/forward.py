@@ -13,6 +13,7 @@ during an outage retries add at most ``budget_percent`` to the load, not a multi
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TypeVar
@@ -107,21 +108,24 @@ class Forwarder:
         """
         self.budget.deposit()
         last: Retryable | None = None
+        unsent = False  # the previous pool had no backend to try: nothing went upstream
         for index, route in enumerate(chain):
-            if index and not self._fall_back(chain[index - 1].model, route.model, last):
+            if index and not self._fall_back(chain[index - 1].model, route.model, last, unsent):
                 break
             tried: set[BackendState] = set()
             try:
                 return await _try(route, tried, attempt, ctx)
             except PoolExhausted:
+                unsent = True
                 continue
             except Retryable as failure:
+                unsent = False
                 last = failure
             try:
                 return await self._retry(route, tried, last, attempt, ctx)
             except Retryable as failure:
                 last = failure
-        raise _client_error(last, chain[0].model)
+        raise _client_error(last, chain)
 
     async def _retry(
         self,
@@ -162,13 +166,17 @@ class Forwarder:
         except PoolExhausted:  # every backend left is busy probing: the last failure stands
             raise last[0] from None
 
-    def _fall_back(self, model: str, fallback: str, last: Retryable | None) -> bool:
-        """May the request go on to ``fallback``? Spends from the retry budget."""
-        if not self.budget.try_withdraw():
+    def _fall_back(self, model: str, fallback: str, last: Retryable | None, unsent: bool) -> bool:
+        """May the request go on to ``fallback``? Spends from the retry budget, unless nothing
+        was sent upstream for ``model``: the budget caps re-sends (Finagle counts retries), and
+        a pool whose backends are all cooling down sent nothing. Otherwise a long outage of a
+        model would drain the budget and refuse the fallback that still works."""
+        if not unsent and not self.budget.try_withdraw():
             self._budget_exhausted(model)
             return False
         if self._metrics is not None:
-            self._metrics.fell_back(model, fallback, last.reason if last else "no_backend")
+            reason = "no_backend" if unsent or last is None else last.reason
+            self._metrics.fell_back(model, fallback, reason)
         return True
 
     def _budget_exhausted(self, model: str) -> None:
@@ -277,10 +285,23 @@ def _release(backend: Backend, response: aiohttp.ClientResponse | None) -> None:
     backend.end()
 
 
-def _client_error(last: Retryable | None, model: str) -> RouterError:
+def _client_error(last: Retryable | None, chain: tuple[Route, ...]) -> RouterError:
     if last is None:
-        return ServiceUnavailable(f"No backend of `{model}` is available.", code="no_backend")
+        return _no_backend(chain)
     error = last.error
     if last.retry_after is not None:
         error.headers["retry-after"] = str(max(1, round(last.retry_after)))
     return error
+
+
+def _no_backend(chain: tuple[Route, ...]) -> ServiceUnavailable:
+    """No pool of the chain had a backend to try: every one is cooling down (or carries its
+    one probe). Answered at once, with ``retry-after`` when the earliest probe is due (at
+    least 1 s; 1 s too while only probes are in flight, whose answer comes soon)."""
+    waits = [wait for route in chain if (wait := route.pool.retry_in()) is not None]
+    seconds = max(1, math.ceil(min(waits))) if waits else 1
+    return ServiceUnavailable(
+        f"No backend of `{chain[0].model}` is available; retry in {seconds} s.",
+        code="no_backend",
+        headers={"retry-after": str(seconds)},
+    )

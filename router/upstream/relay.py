@@ -4,7 +4,9 @@ Stream bytes are forwarded, never re-encoded. The relay only looks at them to ke
 the client never sees half an event, and a stream that did not end the way the protocol ends
 (``data: [DONE]`` for chat, ``response.completed|incomplete|failed`` for responses) reaches the
 client as an SSE ``error`` event — never as a clean end. A well-behaved upstream writes whole
-events per chunk, so its chunks pass through unchanged, boundaries included.
+events per chunk, so its chunks pass through unchanged, boundaries included. Error bodies and
+error events are the exception: the backend's credentials are scrubbed out of them
+(:mod:`router.upstream.scrub`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from router.config import Endpoint
 from router.context import RequestContext
 from router.upstream.idle import IdleWatch
 from router.upstream.reply import Reply
+from router.upstream.scrub import reports_error
 from router.upstream.streamtap import StreamTap
 
 _EVENT_END = (b"\n\n", b"\r\n\r\n")
@@ -50,7 +53,7 @@ async def relay(
         out_headers.update(headers)
     if not reply.streaming:
         ctx.upstream_done = reply.done
-        return web.Response(status=reply.status, body=reply.body, headers=out_headers)
+        return web.Response(status=reply.status, body=_client_body(reply), headers=out_headers)
     ctx.stream = True
     ctx.status = reply.status
     metrics = reply.backend.metrics
@@ -64,6 +67,20 @@ async def relay(
             ctx.first_token = tap.first_output
         if metrics is not None:
             metrics.open_streams.dec()
+
+
+def _client_body(reply: Reply) -> bytes | None:
+    """The body as the client gets it: an error body without the backend's credentials.
+
+    A 2xx body is relayed unscanned. It is the model's answer to the client's own input, which
+    never holds the backend's credential (that travels in a header no model reads); scanning
+    it would put a regex over every answer, megabytes of embeddings included, on the success
+    path, and could rewrite what the client itself wrote.
+    """
+    scrubber = reply.backend.scrubber
+    if scrubber is None or reply.body is None or reply.status < 300:
+        return reply.body
+    return scrubber.body(reply.body)
 
 
 async def _stream(
@@ -120,6 +137,7 @@ async def _forward_events(
     ctx: RequestContext,
 ) -> bool:
     content = reply.response.content
+    scrubber = reply.backend.scrubber
     pending = b""
     complete = False
     while True:
@@ -134,6 +152,9 @@ async def _forward_events(
             if not chunk:
                 watch.idle()
                 continue
+        # A healthy chat chunk pays one substring test here; error events lose the secrets.
+        if scrubber is not None and b"error" in chunk and reports_error(chunk):
+            chunk = scrubber.events(chunk)
         if not complete:
             complete = _ends(chunk, ends)
         if tap is not None:

@@ -15,7 +15,9 @@ never as silence. Idle sessions and a draining router close both sides with 1001
 what AWS API Gateway sends at its idle timeout).
 
 Only ``response.done`` events are looked into (a substring test per upstream text frame): their
-``response.usage.total_tokens`` is the session's token usage.
+``response.usage.total_tokens`` is the session's token usage. Upstream frames that report an
+error, and the upstream's close reason, lose the backend's credentials on the way
+(:mod:`router.upstream.scrub`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from aiohttp.http import WSMessageNoDecodeText
 
 from router.sessionstats import EndReason, SessionStats, Traffic
 from router.upstream.realtime import Upstream
+from router.upstream.scrub import reports_error
 from router.usage import Usage, usage_of
 
 # Close codes a close frame may carry (RFC 6455 7.4): 1005, 1006 and 1015 only describe a
@@ -38,6 +41,8 @@ from router.usage import Usage, usage_of
 _SENDABLE = frozenset({1000, 1001, 1002, 1003, *range(1007, 1015)})
 _DATA = (WSMsgType.TEXT, WSMsgType.BINARY)
 _DONE = b'"response.done"'  # inside a JSON string it would read \"response.done\"
+_ERROR = b'"error"'
+_HEAD = 256  # bytes of a frame searched for "error": the type of an event comes first
 
 OnUsage = Callable[[int], Awaitable[None]]
 
@@ -181,17 +186,21 @@ class Relay:
     async def _pump_down(self) -> Ending:
         """Upstream to client, reading token usage on the way."""
         client, upstream, traffic = self._client, self._upstream.ws, self._stats.upstream
+        scrubber = self._upstream.backend.scrubber
         while True:
             msg = await upstream.receive()
             if msg.type not in _DATA:
                 return self._upstream_ended(msg.type, msg.data, msg.extra)
             data: bytes = msg.data
             self._count(traffic, data)
+            done = msg.type is WSMsgType.TEXT and _DONE in data
+            if scrubber is not None and msg.type is WSMsgType.TEXT and _may_fail(data, done):
+                data = scrubber.body(data)  # an error event may quote the backend's key
             try:
                 await client.send_frame(data, msg.type)
             except ConnectionError:
                 return CLIENT_GONE
-            if msg.type is WSMsgType.TEXT and _DONE in data:
+            if done:
                 await self._account(data)
 
     def _count(self, traffic: Traffic, data: bytes) -> None:
@@ -209,6 +218,9 @@ class Relay:
 
     def _upstream_ended(self, kind: WSMsgType, code: object, reason: str | None) -> Ending:
         if kind is WSMsgType.CLOSE and isinstance(code, int):
+            scrubber = self._upstream.backend.scrubber
+            if reason and scrubber is not None:
+                reason = scrubber.text(reason)
             return Ending("upstream_close", _relayable(code), reason or "")
         return self._upstream_dropped()
 
@@ -225,6 +237,15 @@ class Relay:
 
     def __repr__(self) -> str:
         return f"<Relay {self._stats!r}>"
+
+
+def _may_fail(data: bytes, done: bool) -> bool:
+    """Whether an upstream text frame may report an error: an ``error`` event (its type is in
+    its first bytes, where OpenAI writes ``event_id`` and ``type``), or a ``response.done``
+    whose response failed. A healthy audio or text delta costs a search of its head only."""
+    if data.find(_ERROR, 0, _HEAD) < 0 and not done:
+        return False
+    return reports_error(data)
 
 
 def _client_ended(kind: WSMsgType, code: object, reason: str | None) -> Ending:

@@ -27,6 +27,7 @@ from tests.functional.conftest import (
 )
 from tests.functional.router_process import RouterProcess, router_process
 from tests.redis_server import RedisServer
+from tests.reliability.scan import assert_clean
 
 ADMIN_KEY = "sy-admin-test-key-0123456789abcdef"
 PROPAGATION_BOUND = 1.0  # every router sees a change within a second
@@ -484,7 +485,7 @@ def test_an_unreachable_store_is_a_retryable_503(
         )
         router = start_router(config)
         with admin_client(router) as admin:
-            create(admin)
+            unknown = create(admin)["key"]  # never used: not in the router's cache
             server.stop()
             for method, path in [("POST", "/admin/keys"), ("GET", "/admin/keys")]:
                 response = admin.request(method, path, json={"name": "x"})
@@ -492,3 +493,14 @@ def test_an_unreachable_store_is_a_retryable_503(
                 assert response.headers["cache-control"] == "no-store"
                 assert response.headers["retry-after"] == "1"
                 assert response.json()["error"]["code"] == "keys_unavailable"
+            # An uncached client key on the request path: the same 503, not a 401.
+            response = httpx.get(
+                f"{router.base_url}/models", headers={"Authorization": f"Bearer {unknown}"}
+            )
+            assert response.status_code == 503, response.text
+            assert response.json()["error"]["code"] == "keys_unavailable"
+        # An outage is one line naming the error: no traceback, no secret.
+        assert_clean(router.lines, [ADMIN_KEY, unknown.rsplit("-", 1)[1]])  # the id is public
+        assert any(
+            r.get("msg") == "key store unavailable" and r.get("error") for r in router.records()
+        )

@@ -10,7 +10,15 @@ import dataclasses
 import logging
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from contextlib import asynccontextmanager
 
 import pytest
@@ -127,6 +135,31 @@ async def test_put_get_list(open_store):
     renamed = dataclasses.replace(old, name="renamed", state="revoked")
     await store.put(renamed)  # replace
     assert await store.list() == [new, renamed]
+
+
+async def test_a_late_put_never_rolls_back_a_newer_copy_nor_unrevokes(open_store):
+    """A rotate that read the key before a revoke, and writes after it, loses (DESIGN.md §4)."""
+    store = open_store()
+    record = stored_record().written(NOW)
+    rotated = dataclasses.replace(record, secret_hash="rotated").written(NOW + 1)
+    await store.put(rotated)
+    await store.put(record)  # an older version, written late
+    assert await store.get(record.id) == rotated
+    revoked = dataclasses.replace(rotated, state="revoked").written(NOW + 2)
+    await store.put(revoked)
+    await store.put(dataclasses.replace(rotated, name="renamed").written(NOW + 3))
+    assert await store.get(record.id) == revoked
+
+
+async def test_merge_writes_only_what_is_newer(open_store):
+    store = open_store()
+    a, b = stored_record("a").written(NOW), stored_record("b").written(NOW)
+    assert await store.merge([a, b]) == 2
+    assert await store.merge([a, b]) == 0  # idempotent: a tie keeps the stored copy
+    newer = dataclasses.replace(a, name="a2").written(NOW + 1)
+    assert await store.merge([newer, b, a]) == 1
+    assert await store.get(a.id) == newer
+    assert {record.name for record in await store.list()} == {"a2", "b"}
 
 
 async def test_touch_keeps_the_latest_time_and_is_not_a_change(open_store):
@@ -395,6 +428,9 @@ class ScriptedStore:
 
     async def put(self, record: KeyRecord) -> None:
         self.records[record.id] = record
+
+    async def merge(self, records: Iterable[KeyRecord]) -> int:
+        raise NotImplementedError
 
     async def touch(self, last_used: Mapping[str, float]) -> None:
         if self.touch_failures:

@@ -225,6 +225,24 @@ async def test_limits_of_none_are_unlimited(make):
     await limiter.close()
 
 
+@pytest.mark.parametrize(
+    ("limits", "kind"),
+    [
+        (Limits(rpm=0), "requests"),
+        (Limits(tpm=0), "tokens"),
+        (Limits(concurrency=0), "concurrency"),
+    ],
+    ids=str,
+)
+async def test_a_zero_limit_refuses_everything_for_ever(make, clock, limits, kind):
+    limiter = make()
+    for cost in (0, 1):  # even a request estimated at no tokens
+        refused = await limiter.admit(KEY, limits, cost, f"r{cost}")
+        assert (refused.allowed, refused.kind, refused.retry_after) == (False, kind, None)
+    clock.now += 3600
+    assert not (await limiter.admit(KEY, limits, 0, "later")).allowed
+
+
 # All or nothing: a refusal by one limit takes from none.
 
 
@@ -317,6 +335,24 @@ async def test_settle_and_release_ride_along_with_the_next_admission(client):
     assert await client.zcard(limiter.keys(KEY)[2]) == 1  # close flushed nothing it should not
 
 
+async def test_a_request_gone_during_admission_gives_its_slot_back(client):
+    """A client that disconnects while its admission is on the way to Redis: the call still
+    goes out (it carries deferred work), and the lease it took comes back."""
+    limiter = RedisLimiter(client, timeout=CHECKED)
+    limits = Limits(concurrency=1)
+    gone = asyncio.ensure_future(limiter.admit(KEY, limits, 0, "gone"))
+    await asyncio.sleep(0)  # queued for the next round trip
+    gone.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await gone
+    deadline = time.monotonic() + 5
+    while not (await limiter.admit(KEY, limits, 0, "next")).allowed:
+        assert time.monotonic() < deadline, "the abandoned lease still holds the slot"
+        await asyncio.sleep(0.01)  # polling with a deadline
+    assert await client.zrange(limiter.keys(KEY)[2], 0, -1) == [b"next"]
+    await limiter.close()
+
+
 async def test_idle_keys_expire_once_full(client):
     limiter = RedisLimiter(client, timeout=CHECKED, lease_ttl=30)
     await limiter.admit(KEY, Limits(rpm=60, tpm=600, concurrency=1), 300, "a")
@@ -400,7 +436,7 @@ async def test_redis_down_fails_open_within_the_timeout(lonely, lonely_client):
     elapsed, admission = await timed(limiter.admit(KEY, limits, 1, "b"))
     assert elapsed < 1.0
     assert admission == Admission(
-        allowed=True, kind=None, retry_after=None, headers={}, degraded=True
+        allowed=True, kind=None, retry_after=None, headers={}, degraded=True, failure="connection"
     )
     assert len(errors) == 1
     # settle and release never raise into the request's finally: they are deferred, and a
@@ -465,6 +501,6 @@ async def test_a_silent_redis_times_out():
         await hole.wait_closed()
     assert elapsed < 1.0
     assert isinstance(admission, Admission)
-    assert admission.degraded
+    assert (admission.degraded, admission.failure) == (True, "timeout")
     assert [type(e) for e in errors] == [TimeoutError]
     assert connections  # it did reach the server

@@ -137,10 +137,28 @@ def send_traffic(base_url: str, fake_a: Fake, fake_b: Fake) -> int:
             client.chat.completions.create(model="gpt-4o-mini", messages=HELLO)
         for fake in (fake_a, fake_b):
             fake.reset()
+        # Both backends of gpt-4o-mini are ejected now: 503 no_backend until a cooldown (1 s)
+        # ends and a probe takes one back.
+        refused = _until_answered(client)
         limited.chat.completions.create(model="gpt-4o-mini", messages=HELLO)
         with pytest.raises(openai.RateLimitError):
             limited.chat.completions.create(model="gpt-4o-mini", messages=HELLO)
-    return 4 + 4 + 1 + 1 + 2  # chat requests sent
+    return 4 + 4 + 1 + 1 + refused + 1 + 2  # chat requests sent
+
+
+def _until_answered(client: openai.OpenAI) -> int:
+    """Ask gpt-4o-mini until a backend answers; the number of 503s before that."""
+    refused = 0
+    deadline = time.monotonic() + DEADLINE
+    while True:
+        try:
+            client.chat.completions.create(model="gpt-4o-mini", messages=HELLO)
+            return refused
+        except openai.InternalServerError as exc:
+            if exc.code != "no_backend" or time.monotonic() > deadline:
+                raise
+            refused += 1
+            time.sleep(0.1)  # polling the router with a deadline
 
 
 def test_every_dashboard_expression_returns_data(

@@ -80,26 +80,43 @@ def test_probe_success_returns_backend_to_rotation():
     assert {pool.pick() for _ in range(4)} == {a, b}
 
 
-def test_all_ejected_picks_the_one_whose_cooldown_ends_first():
+def test_all_ejected_picks_nothing_until_a_cooldown_ends():
     pool, (a, b, c), clock = make_pool(3)
     b.on_failure(clock.now)
     clock.now += 1.0
     c.on_failure(clock.now)
     clock.now += 1.0
     a.on_failure(clock.now)
+    # No backend is tried before its cooldown ends: the request fails at once instead.
+    assert pool.pick() is None
+    assert pool.retry_in() == 3.0  # b's cooldown, 5 s from t=100, ends first
+    assert [x.health for x in (a, b, c)] == [Health.EJECTED] * 3
+    clock.now = 105.0
+    assert pool.retry_in() == 0.0
     assert pool.pick() is b
     assert b.health is Health.PROBING
-    # b carries its one probe; the next request tries the next soonest, then nothing is left.
-    assert pool.pick() is c
-    assert pool.pick() is a
+    # b carries its one probe; c and a are still cooling down.
     assert pool.pick() is None
+    assert pool.retry_in() == 1.0
 
 
-def test_all_ejected_fallback_honours_exclude():
+def test_retry_in_is_none_while_only_probes_are_in_flight():
+    pool, (a, b), clock = make_pool(2)
+    assert pool.retry_in() is None
+    a.on_failure(clock.now)
+    b.on_failure(clock.now)
+    clock.now += 5.0
+    assert {pool.pick(), pool.pick()} == {a, b}
+    assert pool.pick() is None
+    assert pool.retry_in() is None
+
+
+def test_all_ejected_honours_exclude():
     pool, (a, b), clock = make_pool(2)
     a.on_failure(clock.now)
     clock.now += 1.0
     b.on_failure(clock.now)
+    clock.now += 5.0
     assert pool.pick(exclude={a}) is b
 
 
