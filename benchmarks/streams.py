@@ -47,7 +47,8 @@ WARM_UP = 20
 PHASE_TIMEOUT = 300.0
 
 _CONFIG = """\
-server: {{host: 127.0.0.1, port: {port}, workers: 1, access_log: true, drain_seconds: 1}}
+server: {{host: 127.0.0.1, port: {port}, workers: 1, access_log: true, drain_seconds: 1,
+          max_connections: {inflight}}}
 metrics: {{enabled: true}}
 keys: [{{name: bench, key: {key}, models: ["*"]}}]
 models:
