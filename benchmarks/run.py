@@ -17,9 +17,10 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import TypeVar
 
 import aiohttp
 import orjson
@@ -42,6 +43,7 @@ from benchmarks.targets import (
 )
 from benchmarks.wrkparse import WrkParseError, WrkResult, parse
 
+T = TypeVar("T")
 RESULTS = BENCH_DIR / "results" / "latest.json"
 STREAMS_RESULTS = BENCH_DIR / "results" / "streams.json"
 WRK_SCRIPT = BENCH_DIR / "wrk" / "post.lua"
@@ -233,21 +235,29 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)  # unwinds through the finally blocks that stop processes
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with it ignored
-    if args.streams:
-        return main_streams(args.streams, args.streams_proxy)
+def in_temp_dir(work: Callable[[Path], T]) -> T | int:
+    """``work`` in a temp dir of its own; its exit status instead if it failed (1) or was
+    interrupted (130), every process it started being stopped by then."""
     try:
         with tempfile.TemporaryDirectory(prefix="switchyard-bench-") as tmp:
-            results = run(args, Path(tmp))
+            return work(Path(tmp))
     except KeyboardInterrupt:
         print("interrupted: every process of the run is stopped", file=sys.stderr)
         return 130
     except (RuntimeError, TimeoutError, WrkParseError) as exc:
         print(f"benchmark failed, every process of the run is stopped: {exc}", file=sys.stderr)
         return 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with it ignored
+    if args.streams:
+        return main_streams(args.streams, args.streams_proxy)
+    results = in_temp_dir(lambda tmp: run(args, tmp))
+    if isinstance(results, int):
+        return results
     host = machine()
     header = (
         f"Switchyard benchmark, {datetime.date.today().isoformat()}, {args.duration} s per cell "
@@ -263,15 +273,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def main_streams(count: int, proxy: str) -> int:
     """``--streams N``: the memory of N open streams (``benchmarks/streams.py``)."""
-    try:
-        with tempfile.TemporaryDirectory(prefix="switchyard-bench-") as tmp:
-            result = streams.run(count, Path(tmp), proxy)
-    except KeyboardInterrupt:
-        print("interrupted: every process of the run is stopped", file=sys.stderr)
-        return 130
-    except (RuntimeError, TimeoutError) as exc:
-        print(f"benchmark failed, every process of the run is stopped: {exc}", file=sys.stderr)
-        return 1
+    result = in_temp_dir(lambda tmp: streams.run(count, tmp, proxy))
+    if isinstance(result, int):
+        return result
     host = machine()
     header = (
         f"Switchyard streams through {proxy}, {datetime.date.today().isoformat()}, "
