@@ -14,7 +14,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -43,6 +43,21 @@ def cpu_seconds(pid: int) -> float:
         fields = stat.rsplit(")", 1)[1].split()  # after "(comm)", which may hold spaces
         total += int(fields[11]) + int(fields[12])  # utime, stime
     return total / ticks
+
+
+def rss_kib(pid: int) -> int:
+    """Resident memory of ``pid`` and its live children, in KiB (0 if gone)."""
+    total = 0
+    for each in (pid, *_children(pid)):
+        try:
+            status = Path(f"/proc/{each}/status").read_text()
+        except OSError:
+            continue
+        total += next(
+            (int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")),
+            0,
+        )
+    return total
 
 
 def _children(pid: int) -> list[int]:
@@ -129,12 +144,15 @@ class Processes:
         self._cwd = cwd
         self._started: list[Process] = []
 
-    def start(self, name: str, argv: Sequence[str]) -> Process:
+    def start(
+        self, name: str, argv: Sequence[str], env: Mapping[str, str] | None = None
+    ) -> Process:
         log = self._workdir / f"{name}.log"
         with log.open("wb") as out:
             popen = subprocess.Popen(
                 list(argv),
                 cwd=self._cwd,
+                env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -2,6 +2,9 @@
 
 Only ratios between targets of the same run are compared: absolute numbers move with the
 machine, its clock and its neighbours; the cost of the router relative to the floor does not.
+Every target but the two floors (and nginx) has a baseline it is compared with: the router and
+the client candidates with the floor, their TLS twins with the floor over TLS, the router's
+variants (metrics off, key limits) with the plain router.
 """
 
 from __future__ import annotations
@@ -10,34 +13,52 @@ from dataclasses import dataclass
 
 from benchmarks.wrkparse import WrkResult
 
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    title: str
+    baseline: str | None  # the target this one is compared with, in the same scenario
+
+
 TARGETS = {
-    "upstream": "nginx (upstream)",
-    "floor": "floor proxy",
-    "router": "router",
-    "router-nometrics": "router, metrics off",
-    "router-limits": "router, key limits in process",
-    "router-limits-redis": "router, key limits in Redis",
+    "upstream": Kind("nginx (upstream)", None),
+    "floor": Kind("floor proxy (aiohttp client)", None),
+    "router": Kind("router", "floor"),
+    "router-nometrics": Kind("router, metrics off", "router"),
+    "router-limits": Kind("router, key limits in process", "router"),
+    "router-limits-redis": Kind("router, key limits in Redis", "router"),
+    "cand-httptools": Kind("candidate: Protocol + httptools", "floor"),
+    "cand-pyreqwest": Kind("candidate: pyreqwest", "floor"),
+    "floor-tls": Kind("floor proxy, TLS upstream", None),
+    "router-tls": Kind("router, TLS upstream", "floor-tls"),
+    "cand-httptools-tls": Kind("candidate: httptools, TLS", "floor-tls"),
+    "cand-pyreqwest-tls": Kind("candidate: pyreqwest, TLS", "floor-tls"),
 }
-# Variants of the router, each compared with the plain router (metrics on) of the same run.
-VARIANTS = ("router-nometrics", "router-limits", "router-limits-redis")
-MIN_THROUGHPUT_VS_FLOOR = 0.90  # router req/s at c=64, as a share of the floor's
-MAX_P50_OVER_FLOOR = 0.25  # router p50 at c=1, above the floor's
+# Issue 11's targets, against the naive aiohttp proxy (the floor) of the same run.
+MIN_RPS_VS_FLOOR = 1.5  # router req/s at c=64, chat and stream
+MAX_P50_VS_FLOOR = 1.0  # router p50 at c=1
+MIN_TLS_RPS_VS_FLOOR = 1.3  # router over TLS, req/s at c=64
 MIN_METRICS_ON_VS_OFF = 0.95  # router req/s with metrics on, as a share of metrics off
 
 
 @dataclass(frozen=True, slots=True)
 class Cell:
-    """One target under one scenario: what wrk saw, and what the target's CPU spent."""
+    """One target under one scenario: what wrk saw, what the target's CPU spent, its memory."""
 
     wrk: WrkResult
     cpu_us: float  # the target's user + system CPU time per request, in microseconds
+    rss_kib: int = 0  # the target's resident memory right after the measurement
 
     @property
     def ok(self) -> bool:
         return self.wrk.ok
 
     def as_dict(self) -> dict[str, float | int | bool]:
-        return {**self.wrk.as_dict(), "cpu_us_per_request": round(self.cpu_us, 1)}
+        return {
+            **self.wrk.as_dict(),
+            "cpu_us_per_request": round(self.cpu_us, 1),
+            "rss_kib": self.rss_kib,
+        }
 
 
 Results = dict[str, dict[str, Cell]]  # scenario key -> target key -> cell
@@ -65,63 +86,81 @@ class Check:
     passed: bool
 
 
-def rps_ratio(cells: dict[str, Cell], over: str, under: str) -> float:
-    return cells[over].wrk.requests_per_s / cells[under].wrk.requests_per_s
+@dataclass(frozen=True, slots=True)
+class Ratio:
+    """One target against its baseline in one scenario."""
 
+    rps: float  # req/s, target / baseline
+    p50: float  # p50 latency, target / baseline
+    cpu_us: float  # CPU per request, target - baseline
+    rss: float  # resident memory, target / baseline
 
-def p50_overhead(cells: dict[str, Cell]) -> float:
-    """Router p50 over floor p50, as a fraction: 0.12 is +12%."""
-    return cells["router"].wrk.p50_ms / cells["floor"].wrk.p50_ms - 1
-
-
-def ratios(results: Results) -> dict[str, dict[str, float]]:
-    table: dict[str, dict[str, float]] = {}
-    for key, cells in results.items():
-        table[key] = {
-            "router/floor rps": rps_ratio(cells, "router", "floor"),
-            "router/upstream rps": rps_ratio(cells, "router", "upstream"),
-            "floor/upstream rps": rps_ratio(cells, "floor", "upstream"),
-            "router p50 over floor": p50_overhead(cells),
-            "router extra CPU us/request": cells["router"].cpu_us - cells["floor"].cpu_us,
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "rps": round(self.rps, 3),
+            "p50": round(self.p50, 3),
+            "cpu_us": round(self.cpu_us, 1),
+            "rss": round(self.rss, 3),
         }
+
+
+def ratio(cells: dict[str, Cell], target: str, baseline: str) -> Ratio:
+    over, under = cells[target], cells[baseline]
+    return Ratio(
+        rps=over.wrk.requests_per_s / under.wrk.requests_per_s,
+        p50=over.wrk.p50_ms / under.wrk.p50_ms,
+        cpu_us=over.cpu_us - under.cpu_us,
+        rss=over.rss_kib / under.rss_kib if under.rss_kib else 0.0,
+    )
+
+
+def compared(results: Results) -> list[tuple[Scenario, str, str, Ratio]]:
+    """(scenario, target, baseline, ratio) for every target with a baseline in the run."""
+    rows = []
+    for scenario in SCENARIOS:
+        cells = results.get(scenario.key, {})
+        for target in cells:
+            baseline = TARGETS[target].baseline
+            if baseline is not None and baseline in cells:
+                rows.append((scenario, target, baseline, ratio(cells, target, baseline)))
+    return rows
+
+
+def ratios(results: Results) -> dict[str, dict[str, dict[str, float]]]:
+    table: dict[str, dict[str, dict[str, float]]] = {}
+    for scenario, target, _, row in compared(results):
+        table.setdefault(scenario.key, {})[target] = row.as_dict()
     return table
 
 
 def checks(results: Results) -> list[Check]:
-    """The DESIGN.md targets; a target whose cells had errors is never met."""
+    """Issue 11's targets; a target whose cells had errors is never met."""
     found = []
-    for scenario in SCENARIOS:
+    for scenario, target, baseline, row in compared(results):
         cells = results[scenario.key]
-        valid = cells["router"].ok and cells["floor"].ok
-        if scenario.connections > 1:
-            share = rps_ratio(cells, "router", "floor")
-            name = f"router req/s >= {MIN_THROUGHPUT_VS_FLOOR:.0%} of floor ({scenario.title})"
-            found.append(Check(name, f"{share:.1%}", valid and share >= MIN_THROUGHPUT_VS_FLOOR))
-        else:
-            over = p50_overhead(cells)
-            name = f"router p50 <= floor p50 +{MAX_P50_OVER_FLOOR:.0%} ({scenario.title})"
-            found.append(Check(name, f"{over:+.0%}", valid and over <= MAX_P50_OVER_FLOOR))
-    return found + metrics_checks(results)
-
-
-def metrics_checks(results: Results) -> list[Check]:
-    """Metrics on (the plain router) against metrics off, when the run measured both."""
-    found = []
-    for scenario in SCENARIOS:
-        cells = results[scenario.key]
-        if "router-nometrics" not in cells:
-            continue
-        valid = cells["router"].ok and cells["router-nometrics"].ok
-        share = rps_ratio(cells, "router", "router-nometrics")
-        name = f"metrics on >= {MIN_METRICS_ON_VS_OFF:.0%} of metrics off ({scenario.title})"
-        found.append(Check(name, f"{share:.1%}", valid and share >= MIN_METRICS_ON_VS_OFF))
+        valid = cells[target].ok and cells[baseline].ok
+        where = f"({scenario.title})"
+        if target == "router" and scenario.connections > 1:
+            name = f"router req/s >= {MIN_RPS_VS_FLOOR}x floor {where}"
+            found.append(Check(name, f"{row.rps:.2f}x", valid and row.rps >= MIN_RPS_VS_FLOOR))
+        elif target == "router":
+            name = f"router p50 <= {MAX_P50_VS_FLOOR}x floor {where}"
+            found.append(Check(name, f"{row.p50:.2f}x", valid and row.p50 <= MAX_P50_VS_FLOOR))
+        elif target == "router-tls" and scenario.connections > 1:
+            name = f"router req/s >= {MIN_TLS_RPS_VS_FLOOR}x floor over TLS {where}"
+            passed = valid and row.rps >= MIN_TLS_RPS_VS_FLOOR
+            found.append(Check(name, f"{row.rps:.2f}x", passed))
+        elif target == "router-nometrics":
+            share = 1 / row.rps  # metrics on (the router) over off
+            name = f"metrics on >= {MIN_METRICS_ON_VS_OFF:.0%} of metrics off {where}"
+            found.append(Check(name, f"{share:.1%}", valid and share >= MIN_METRICS_ON_VS_OFF))
     return found
 
 
 def failures(results: Results) -> list[str]:
     """Cells with a non-2xx answer or a socket error: such a run measured nothing valid."""
     return [
-        f"{scenario} / {TARGETS[target]}: {cell.wrk.non_2xx} non-2xx, "
+        f"{scenario} / {TARGETS[target].title}: {cell.wrk.non_2xx} non-2xx, "
         f"{cell.wrk.socket_errors} socket errors"
         for scenario, cells in results.items()
         for target, cell in cells.items()
@@ -135,61 +174,35 @@ def _ms(value: float) -> str:
 
 def results_table(results: Results) -> list[str]:
     lines = [
-        "| Scenario | Target | req/s | p50 | p99 | CPU/request | errors |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| Scenario | Target | req/s | p50 | p99 | CPU/request | RSS | errors |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for scenario in SCENARIOS:
-        for target, cell in results[scenario.key].items():
+        for target, cell in results.get(scenario.key, {}).items():
             run = cell.wrk
             lines.append(
-                f"| {scenario.title} | {TARGETS[target]} | {run.requests_per_s:,.0f} "
+                f"| {scenario.title} | {TARGETS[target].title} | {run.requests_per_s:,.0f} "
                 f"| {_ms(run.p50_ms)} | {_ms(run.p99_ms)} | {cell.cpu_us:.0f} us "
-                f"| {run.non_2xx + run.socket_errors} |"
+                f"| {cell.rss_kib / 1024:.1f} MiB | {run.non_2xx + run.socket_errors} |"
             )
     return lines
 
 
 def ratios_table(results: Results) -> list[str]:
     lines = [
-        "| Scenario | router/floor req/s | router/upstream req/s | floor/upstream req/s "
-        "| router p50 vs floor | router CPU/request over floor |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| Scenario | Target | vs | req/s | p50 | CPU/request | RSS |",
+        "|---|---|---|---:|---:|---:|---:|",
     ]
-    table = ratios(results)
-    for scenario in SCENARIOS:
-        row = table[scenario.key]
+    for scenario, target, baseline, row in compared(results):
         lines.append(
-            f"| {scenario.title} | {row['router/floor rps']:.1%} "
-            f"| {row['router/upstream rps']:.1%} | {row['floor/upstream rps']:.1%} "
-            f"| {row['router p50 over floor']:+.0%} "
-            f"| {row['router extra CPU us/request']:+.0f} us |"
+            f"| {scenario.title} | {TARGETS[target].title} | {TARGETS[baseline].title} "
+            f"| {row.rps:.2f}x | {row.p50:.2f}x | {row.cpu_us:+.0f} us | {row.rss:.2f}x |"
         )
     return lines
 
 
-def variants_table(results: Results) -> list[str]:
-    """What metrics and per-key limits cost, against the plain router of the same run."""
-    present = [t for t in VARIANTS if all(t in cells for cells in results.values())]
-    if not present:
-        return []
-    lines = [
-        "| Scenario | Target | req/s vs router | CPU/request over router |",
-        "|---|---|---:|---:|",
-    ]
-    for scenario in SCENARIOS:
-        cells = results[scenario.key]
-        for target in present:
-            share = rps_ratio(cells, target, "router")
-            extra = cells[target].cpu_us - cells["router"].cpu_us
-            lines.append(
-                f"| {scenario.title} | {TARGETS[target]} | {share:.1%} | {extra:+.0f} us |"
-            )
-    return [*lines, ""]
-
-
 def markdown(results: Results, header: str) -> str:
     lines = [header, "", *results_table(results), "", *ratios_table(results), ""]
-    lines += variants_table(results)
     lines += [f"- {'PASS' if c.passed else 'FAIL'} {c.name}: {c.measured}" for c in checks(results)]
     failed = failures(results)
     if failed:

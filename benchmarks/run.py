@@ -17,15 +17,16 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import TypeVar
 
 import aiohttp
 import orjson
 
-from benchmarks import report
-from benchmarks.procs import Processes, cpu_seconds, pinned
+from benchmarks import report, streams
+from benchmarks.procs import Processes, cpu_seconds, pinned, rss_kib
 from benchmarks.report import SCENARIOS, Cell, Results, Scenario
 from benchmarks.targets import (
     AUTH_HEADER,
@@ -33,15 +34,18 @@ from benchmarks.targets import (
     LOAD_CORE,
     REPO,
     Target,
+    make_tls,
     request_body,
-    start_floor,
     start_nginx,
+    start_passthrough,
     start_redis,
     start_router,
 )
 from benchmarks.wrkparse import WrkParseError, WrkResult, parse
 
+T = TypeVar("T")
 RESULTS = BENCH_DIR / "results" / "latest.json"
+STREAMS_RESULTS = BENCH_DIR / "results" / "streams.json"
 WRK_SCRIPT = BENCH_DIR / "wrk" / "post.lua"
 
 
@@ -57,6 +61,29 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--metrics", action="store_true", help="also the router with metrics off (their cost)"
+    )
+    parser.add_argument(
+        "--candidates",
+        action="store_true",
+        help="also the two upstream-client candidates of issue 11 (httptools, pyreqwest)",
+    )
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="also the floor and the router (and the candidates) over a TLS upstream",
+    )
+    parser.add_argument(
+        "--streams",
+        type=int,
+        default=0,
+        metavar="N",
+        help="instead of the scenarios: N concurrent slow streams through one router (memory)",
+    )
+    parser.add_argument(
+        "--streams-proxy",
+        choices=("router", "cand-httptools"),
+        default="router",
+        help="with --streams: the router, or the pass-through with the candidate client",
     )
     parser.add_argument(
         "--rounds",
@@ -118,13 +145,13 @@ def measure_cell(target: Target, scenario: Scenario, seconds: int, body: Path) -
     before = cpu_seconds(target.pid)
     result = wrk(target, scenario, seconds, body)
     spent = cpu_seconds(target.pid) - before
-    return Cell(result, cpu_us=1e6 * spent / max(result.requests, 1))
+    return Cell(result, cpu_us=1e6 * spent / max(result.requests, 1), rss_kib=rss_kib(target.pid))
 
 
 def _progress(scenario: Scenario, target: Target, cell: Cell) -> None:
     run = cell.wrk
     print(
-        f"  {scenario.title:16} {target.title:17} {run.requests_per_s:>10,.0f} req/s"
+        f"  {scenario.title:16} {target.title:22} {run.requests_per_s:>10,.0f} req/s"
         f"  p50 {run.p50_ms:.3f} ms  p99 {run.p99_ms:.3f} ms  CPU {cell.cpu_us:.0f} us/req"
         + ("" if cell.ok else "  ERRORS"),
         file=sys.stderr,
@@ -133,10 +160,14 @@ def _progress(scenario: Scenario, target: Target, cell: Cell) -> None:
 
 def run(args: argparse.Namespace, workdir: Path) -> Results:
     with Processes(workdir, cwd=REPO) as procs:
-        upstream = start_nginx(procs, workdir)
-        floor = start_floor(procs, upstream)
-        router = start_router(procs, upstream, workdir)
-        targets = [upstream, floor, router]
+        tls = make_tls(workdir) if args.tls else None
+        upstream = start_nginx(procs, workdir, tls)
+        passthrough = ["floor", *(["cand-httptools", "cand-pyreqwest"] if args.candidates else [])]
+        targets = [upstream, *(start_passthrough(procs, key, upstream) for key in passthrough)]
+        targets.append(start_router(procs, upstream, workdir))
+        if tls is not None:
+            targets += [start_passthrough(procs, key, upstream, tls) for key in passthrough]
+            targets.append(start_router(procs, upstream, workdir, tls=tls))
         if args.metrics:
             targets.append(start_router(procs, upstream, workdir, variant="nometrics"))
         if args.limits:
@@ -204,19 +235,29 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)  # unwinds through the finally blocks that stop processes
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with it ignored
+def in_temp_dir(work: Callable[[Path], T]) -> T | int:
+    """``work`` in a temp dir of its own; its exit status instead if it failed (1) or was
+    interrupted (130), every process it started being stopped by then."""
     try:
         with tempfile.TemporaryDirectory(prefix="switchyard-bench-") as tmp:
-            results = run(args, Path(tmp))
+            return work(Path(tmp))
     except KeyboardInterrupt:
         print("interrupted: every process of the run is stopped", file=sys.stderr)
         return 130
     except (RuntimeError, TimeoutError, WrkParseError) as exc:
         print(f"benchmark failed, every process of the run is stopped: {exc}", file=sys.stderr)
         return 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with it ignored
+    if args.streams:
+        return main_streams(args.streams, args.streams_proxy)
+    results = in_temp_dir(lambda tmp: run(args, tmp))
+    if isinstance(results, int):
+        return results
     host = machine()
     header = (
         f"Switchyard benchmark, {datetime.date.today().isoformat()}, {args.duration} s per cell "
@@ -228,6 +269,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(text)
     print(f"written to {RESULTS.relative_to(REPO)}", file=sys.stderr)
     return 1 if report.failures(results) else 0
+
+
+def main_streams(count: int, proxy: str) -> int:
+    """``--streams N``: the memory of N open streams (``benchmarks/streams.py``)."""
+    result = in_temp_dir(lambda tmp: streams.run(count, tmp, proxy))
+    if isinstance(result, int):
+        return result
+    host = machine()
+    header = (
+        f"Switchyard streams through {proxy}, {datetime.date.today().isoformat()}, "
+        f"commit {host['commit']}"
+    )
+    text = streams.markdown(result, header)
+    document = {"machine": host, "streams": result.as_dict(), "markdown": text}
+    STREAMS_RESULTS.parent.mkdir(exist_ok=True)
+    STREAMS_RESULTS.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
+    print(text)
+    return 0 if result.ok else 1
 
 
 if __name__ == "__main__":

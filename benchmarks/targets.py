@@ -1,11 +1,17 @@
-"""The three things measured: nginx alone (the upstream), the floor proxy, and the router.
+"""What is measured: nginx alone (the upstream), the floor proxy, the router, and optionally the
+client candidates and the TLS twins of all of them.
 
-nginx and wrk share core 1; the floor proxy and the router get core 0 (only one of them is
-under load at a time). All three listen on loopback ports picked free for this run.
+nginx and wrk share core 1; the proxies get core 0 (only one of them is under load at a time).
+Everything listens on loopback ports picked free for this run. For the TLS scenario nginx also
+listens with a certificate made for this run (``trustme``: a throwaway CA in the temp dir), and
+every proxy talking to it trusts that CA: the router through its backend's ``tls.ca_file`` when
+its config has one, and everything through ``SSL_CERT_FILE``, which OpenSSL's default verify
+paths (``ssl.create_default_context``, so aiohttp's client) read.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +19,7 @@ from pathlib import Path
 import orjson
 
 from benchmarks.procs import Process, Processes, free_port, http_status, pinned
+from router.config import BackendConfig
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -22,7 +29,7 @@ AUTH_HEADER = f"Bearer {CLIENT_KEY}"
 READY_TIMEOUT = 30.0
 
 _ROUTER_CONFIG = """\
-server: {{host: 127.0.0.1, port: {port}, workers: 1, access_log: false, drain_seconds: 1}}
+server: {{host: 127.0.0.1, port: {port}, workers: 1, access_log: true, drain_seconds: 1}}
 metrics: {{enabled: {metrics}}}
 keys: [{{name: bench, key: {key}, models: ["*"]{limits}}}]
 {redis}
@@ -30,11 +37,12 @@ models:
   gpt-4o:
     strategy: least-latency
     backends:
-      - {{name: nginx, url: "http://127.0.0.1:{upstream}/v1", api_key: upstream-key}}
+      - {{name: nginx, url: "{scheme}://127.0.0.1:{upstream}/v1", api_key: upstream-key{tls}}}
   gpt-4o-stream:
     strategy: least-latency
     backends:
-      - {{name: nginx-stream, url: "http://127.0.0.1:{upstream}/stream/v1", api_key: upstream-key}}
+      - {{name: nginx-stream, url: "{scheme}://127.0.0.1:{upstream}/stream/v1",
+          api_key: upstream-key{tls}}}
 """
 
 
@@ -91,13 +99,53 @@ def _complete(body: bytes, stream: bool) -> bool:
     return isinstance(answer, dict) and answer.get("object") == "chat.completion"
 
 
-def start_nginx(procs: Processes, workdir: Path) -> Target:
+@dataclass(frozen=True, slots=True)
+class Tls:
+    """nginx's TLS listener and the throwaway CA that signed its certificate."""
+
+    port: int
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+
+    def env(self) -> dict[str, str]:
+        """The environment of a process that must trust the CA (see the module docstring)."""
+        return {**os.environ, "SSL_CERT_FILE": str(self.ca_file)}
+
+
+def make_tls(workdir: Path) -> Tls:
+    """A CA and a certificate for 127.0.0.1 made now, in the temp dir (nothing committed)."""
+    import trustme  # noqa: PLC0415 - the "bench" extra: only --tls needs it
+
+    ca = trustme.CA()
+    server = ca.issue_cert("127.0.0.1", "localhost")
+    tls = Tls(free_port(), workdir / "ca.pem", workdir / "server.pem", workdir / "server.key")
+    ca.cert_pem.write_to_path(str(tls.ca_file))
+    server.private_key_pem.write_to_path(str(tls.key_file))
+    for index, pem in enumerate(server.cert_chain_pems):
+        pem.write_to_path(str(tls.cert_file), append=index > 0)
+    return tls
+
+
+def _tls_listen(tls: Tls | None) -> str:
+    if tls is None:
+        return ""
+    return (
+        f"listen 127.0.0.1:{tls.port} ssl backlog=4096;\n"
+        f"        ssl_certificate {tls.cert_file};\n"
+        f"        ssl_certificate_key {tls.key_file};\n"
+        "        ssl_session_cache shared:bench:1m;"
+    )
+
+
+def start_nginx(procs: Processes, workdir: Path, tls: Tls | None = None) -> Target:
     port = free_port()
     prefix = workdir / "nginx"
     prefix.mkdir()
     template = (BENCH_DIR / "nginx.conf").read_text()
     conf = prefix / "nginx.conf"
     rendered = template.replace("{prefix}", str(prefix)).replace("{port}", str(port))
+    rendered = rendered.replace("{tls}", _tls_listen(tls))
     conf.write_text(rendered.replace("{pid}", str(prefix / "nginx.pid")))
     argv = ["nginx", "-p", str(prefix), "-c", str(conf), "-e", str(prefix / "error.log")]
     process = procs.start("nginx", pinned(LOAD_CORE, argv))
@@ -107,21 +155,27 @@ def start_nginx(procs: Processes, workdir: Path) -> Target:
     return target
 
 
-def start_floor(procs: Processes, upstream: Target) -> Target:
+# The pass-through proxies: the floor, and the client candidates of issue 11.
+PASSTHROUGH = {
+    "floor": "benchmarks.floor_proxy",
+    "cand-httptools": "benchmarks.candidate_httptools",
+    "cand-pyreqwest": "benchmarks.candidate_pyreqwest",
+}
+
+
+def start_passthrough(
+    procs: Processes, key: str, upstream: Target, tls: Tls | None = None
+) -> Target:
+    """The floor or a candidate (``key`` in :data:`PASSTHROUGH`), over TLS when ``tls``."""
     port = free_port()
-    argv = [
-        sys.executable,
-        "-m",
-        "benchmarks.floor_proxy",
-        "--port",
-        str(port),
-        "--upstream",
-        f"http://127.0.0.1:{upstream.port}",
-    ]
-    process = procs.start("floor", pinned(PROXY_CORE, argv))
+    scheme, upstream_port = ("https", tls.port) if tls else ("http", upstream.port)
+    argv = [sys.executable, "-m", PASSTHROUGH[key], "--port", str(port)]
+    argv += ["--upstream", f"{scheme}://127.0.0.1:{upstream_port}"]
+    name = key + ("-tls" if tls else "")
+    process = procs.start(name, pinned(PROXY_CORE, argv), env=tls.env() if tls else None)
     process.wait_ready(lambda: "READY" in process.log_tail(), READY_TIMEOUT)
     paths = (upstream.json_path, upstream.stream_path)
-    target = Target("floor", "floor proxy", port, *paths, process.popen.pid)
+    target = Target(name, name, port, *paths, process.popen.pid)
     _wait(process, target)
     return target
 
@@ -131,30 +185,48 @@ _LIMITS = ", limits: {rpm: 1000000000, tpm: 1000000000000, concurrency: 100000}"
 
 
 def start_router(
-    procs: Processes, upstream: Target, workdir: Path, *, variant: str = "", redis_url: str = ""
+    procs: Processes,
+    upstream: Target,
+    workdir: Path,
+    *,
+    variant: str = "",
+    redis_url: str = "",
+    tls: Tls | None = None,
 ) -> Target:
-    """The router; ``variant`` "limits" gives the key limits (in-process buckets, or Redis's
-    when ``redis_url`` is set), "nometrics" turns metrics off."""
+    """The router, key auth, metrics and the access log on (to its log file); ``variant``
+    "limits" gives the key limits (in-process buckets, or Redis's when ``redis_url`` is set),
+    "nometrics" turns metrics off; ``tls`` puts nginx's TLS listener behind it."""
     key = "router" + (f"-{variant}" if variant else "") + ("-redis" if redis_url else "")
+    key += "-tls" if tls else ""
     port = free_port()
     config = workdir / f"{key}.yaml"
     config.write_text(
         _ROUTER_CONFIG.format(
             port=port,
             key=CLIENT_KEY,
-            upstream=upstream.port,
+            scheme="https" if tls else "http",
+            upstream=tls.port if tls else upstream.port,
+            tls=_backend_tls(tls),
             limits=_LIMITS if variant == "limits" else "",
             metrics="false" if variant == "nometrics" else "true",
             redis=f"redis: {{url: {redis_url!r}}}" if redis_url else "",
         )
     )
     argv = [sys.executable, "-m", "router", "serve", "--config", str(config), "--workers", "1"]
-    process = procs.start(key, pinned(PROXY_CORE, argv))
+    process = procs.start(key, pinned(PROXY_CORE, argv), env=tls.env() if tls else None)
     process.wait_ready(lambda: http_status(port, "GET", "/readyz")[0] == 200, READY_TIMEOUT)
     paths = ("/v1/chat/completions", "/v1/chat/completions")
     target = Target(key, key, port, *paths, process.popen.pid)
     _wait(process, target)
     return target
+
+
+def _backend_tls(tls: Tls | None) -> str:
+    """``tls: {ca_file}`` on the backend once the router's config has it (issue 11's client);
+    until then ``SSL_CERT_FILE`` alone makes the router trust the CA."""
+    if tls is None or "tls" not in BackendConfig.model_fields:
+        return ""
+    return f", tls: {{ca_file: {str(tls.ca_file)!r}}}"
 
 
 def start_redis(procs: Processes) -> str:

@@ -21,7 +21,7 @@ from aiohttp import web
 from router.app import create_app
 from router.appkeys import LIFECYCLE, METRICS
 from router.config import Config
-from router.logs import access_logger, log_event
+from router.logs import access_logger, flush_logs, log_event
 from router.metrics.exposition import metrics_app
 from router.protocol import EdgeRunner
 
@@ -69,6 +69,7 @@ async def serve(config: Config, *, reuse_port: bool = False) -> None:
         finally:
             if metrics_runner is not None:
                 await metrics_runner.cleanup()
+            flush_logs()  # the access lines of the drain, before the loop (and its timer) ends
     log_event("stopped")
 
 
