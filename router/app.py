@@ -12,9 +12,9 @@ from router.auth import KeyRing
 from router.config import Config
 from router.edge import add_fallback
 from router.handlers import admin, health, models, pages, proxy, realtime
+from router.handlers.metrics import add_metrics_route
 from router.lifecycle import keys, limiter, redis_client
 from router.metrics import create_metrics
-from router.metrics.exposition import add_metrics_route
 from router.routing import RouteTable
 from router.upstream.forward import Forwarder
 

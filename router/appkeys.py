@@ -10,7 +10,6 @@ from aiohttp import web
 from router.auth import KeyRing
 from router.auth.principals import Authenticator
 from router.config import Config
-from router.context import RequestContext
 from router.limits import Limiter
 from router.metrics import Metrics
 from router.routing import RouteTable
@@ -34,4 +33,3 @@ AUTH = web.AppKey("auth", Authenticator)
 LIMITER = web.AppKey("limiter", Limiter)
 REDIS = web.AppKey("redis", redis.asyncio.Redis)
 METRICS = web.AppKey("metrics", Metrics)  # absent when metrics.enabled is false
-CONTEXT = web.RequestKey("context", RequestContext)

@@ -9,11 +9,10 @@ from collections.abc import Sequence
 
 from router import cli_keys
 from router.config import Config, ConfigError, load_config
-from router.demo import run_demo
-from router.logs import setup_logging
-from router.redisconn import StartupError, check_redis
-from router.server import run
-from router.workers import Supervisor
+
+# The server, the workers and the demo are imported by the commands that run them: ``keys`` and
+# ``check-config`` stay off the proxy path and start fast (hg and pip defer their commands'
+# imports the same way). tests/unit/test_layers.py holds ``keys`` to it.
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -58,6 +57,10 @@ def _load(path: str | None) -> Config:
 
 
 def serve(config: Config) -> int:
+    from router.redisconn import StartupError, check_redis  # noqa: PLC0415 (see above)
+    from router.server import run  # noqa: PLC0415
+    from router.workers import Supervisor  # noqa: PLC0415
+
     try:
         if config.server.workers > 1:
             check_redis(config.redis)  # once, before any worker starts and fails the same way
@@ -82,6 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return check_config(args.config)
     if args.command == "keys":
         return cli_keys.run(_load(args.config), args)
+    from router.demo import run_demo  # noqa: PLC0415 (see the imports above)
+    from router.logs import setup_logging  # noqa: PLC0415
+
     setup_logging()
     if args.command == "demo":
         return run_demo(args.port)

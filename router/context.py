@@ -5,6 +5,9 @@ from __future__ import annotations
 import random
 import time
 
+from aiohttp import web
+
+from router.outcomes import Outcome
 from router.sessionstats import SessionStats
 from router.usage import Usage
 
@@ -55,7 +58,7 @@ class RequestContext:
         # A stream's end (data: [DONE], response.completed) has been written to the client: a
         # disconnect after that is the client being done, not a stream cut short.
         self.delivered = False
-        self.outcome = "completed"
+        self.outcome: Outcome = "completed"
         self.upstream_started: float | None = None
         self.upstream_first_byte: float | None = None
         self.upstream_done: float | None = None
@@ -77,3 +80,8 @@ class RequestContext:
             f"<RequestContext {self.request_id} {self.model} via {self.backend} "
             f"attempts={self.attempts} status={self.status} {self.outcome}>"
         )
+
+
+CONTEXT = web.RequestKey("context", RequestContext)
+"""Where a request keeps its :class:`RequestContext` (beside the class, so the edge needs no
+app wiring to reach it)."""

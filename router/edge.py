@@ -16,8 +16,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from aiohttp.http_exceptions import DecompressSizeError
 
-from router.appkeys import CONTEXT
-from router.context import RequestContext
+from router.context import CONTEXT, RequestContext
 from router.errors import (
     InternalError,
     InvalidRequest,

@@ -156,3 +156,24 @@ class UpstreamTimeout(UpstreamError):
 class InternalError(RouterError):
     status = 500
     default_code = "internal_error"
+
+
+def wrong_type(param: str, expected: str, value: object) -> InvalidRequest:
+    """OpenAI's error for a field of the wrong JSON type."""
+    return InvalidRequest(
+        f"Invalid type for '{param}': expected {expected}, but got {_json_type(value)} instead.",
+        param=param,
+        code="invalid_type",
+    )
+
+
+def _json_type(value: object) -> str:
+    names = {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a decimal",
+        str: "a string",
+        list: "an array",
+        dict: "an object",
+    }
+    return names.get(type(value), "null" if value is None else "a value")

@@ -11,8 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator
 
 from balancers import HealthPolicy, Pool, make_strategy
 from router.auth import Principal
@@ -21,6 +20,7 @@ from router.errors import InvalidRequest, ModelNotFound
 from router.metrics import Metrics
 from router.upstream.backend import Backend, make_client, make_session, tls_context
 from router.upstream.http import Resolver
+from router.upstream.route import Route
 
 _ENDPOINT_PATHS: dict[Endpoint, str] = {
     "chat": "/v1/chat/completions",
@@ -28,14 +28,6 @@ _ENDPOINT_PATHS: dict[Endpoint, str] = {
     "responses": "/v1/responses",
     "realtime": "/v1/realtime",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    model: str
-    endpoint: Endpoint
-    pool: Pool
-    backends: Mapping[str, Backend]
 
 
 class RouteTable:

@@ -21,8 +21,8 @@ from aiohttp import web
 from router.app import create_app
 from router.appkeys import LIFECYCLE, METRICS
 from router.config import Config
+from router.handlers.metrics import metrics_app
 from router.logs import access_logger, flush_logs, log_event
-from router.metrics.exposition import metrics_app
 from router.protocol import EdgeRunner
 
 logger = logging.getLogger("switchyard")

@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Literal
 
+from router.outcomes import SessionEnd
 from router.usage import Usage
 
 # completed: the client closed with 1000; client_close: it closed with another code or went
 # away; upstream_close: the backend sent a close frame; upstream_error: the backend dropped the
 # connection or broke the protocol; idle_timeout: no message either way for the configured
 # time; shutdown: the router is draining.
-EndReason = Literal[
-    "completed", "client_close", "upstream_close", "upstream_error", "idle_timeout", "shutdown"
-]
+EndReason = SessionEnd
 
 
 @dataclass(slots=True)

@@ -61,7 +61,7 @@ class KeyRing:
         self._by_digest: dict[bytes, Principal] = {}
         for key in keys:
             hashed = digest(key.key.get_secret_value())
-            # A loggable id derived from the hash, never from the secret's characters.
+            # A loggable id from the key's config name, never from the secret's characters.
             key_id = f"cfg-{key.name}"
             limits = Limits(key.limits.rpm, key.limits.tpm, key.limits.concurrency)
             self._by_digest[hashed] = Principal(key_id, key.name, key.models, limits)

@@ -13,8 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeGuard
 
 from router.auth.records import LIMIT_FIELDS
-from router.errors import InvalidRequest
-from router.handlers.common import wrong_type
+from router.errors import InvalidRequest, wrong_type
 from router.limits.types import MAX_LIMITS
 
 KEY_FIELDS = frozenset({"name", "models", "limits", "expires_at"})

@@ -12,7 +12,13 @@ from aiohttp import web
 from router.appkeys import AUTH, CONFIG
 from router.auth import Principal, bearer_token
 from router.auth.stores import STORE_ERRORS
-from router.errors import InvalidRequest, PayloadTooLarge, ServiceUnavailable, Unauthorized
+from router.errors import (
+    InvalidRequest,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    Unauthorized,
+    wrong_type,
+)
 
 logger = logging.getLogger("switchyard")
 
@@ -113,24 +119,3 @@ def check_stream(payload: dict[str, Any]) -> bool:
     if not isinstance(stream, bool):
         raise wrong_type("stream", "a boolean", stream)
     return stream
-
-
-def wrong_type(param: str, expected: str, value: object) -> InvalidRequest:
-    """OpenAI's error for a field of the wrong JSON type."""
-    return InvalidRequest(
-        f"Invalid type for '{param}': expected {expected}, but got {_json_type(value)} instead.",
-        param=param,
-        code="invalid_type",
-    )
-
-
-def _json_type(value: object) -> str:
-    names = {
-        bool: "a boolean",
-        int: "an integer",
-        float: "a decimal",
-        str: "a string",
-        list: "an array",
-        dict: "an object",
-    }
-    return names.get(type(value), "null" if value is None else "a value")

@@ -12,8 +12,9 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from router.appkeys import CONFIG, CONTEXT, FORWARDER, LIMITER, METRICS, ROUTES
+from router.appkeys import CONFIG, FORWARDER, LIMITER, METRICS, ROUTES
 from router.config import Endpoint
+from router.context import CONTEXT
 from router.edge import edge
 from router.handlers.common import (
     authenticate,
@@ -24,9 +25,9 @@ from router.handlers.common import (
     text_header,
 )
 from router.handlers.limits import Charge, admit, finish
-from router.routing import Route
 from router.upstream.forward import HttpAttempt
 from router.upstream.relay import relay
+from router.upstream.route import Route
 from router.upstream.streamtap import StreamTap
 from router.usage import estimate_tokens, usage_from_json, with_usage_requested
 

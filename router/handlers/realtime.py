@@ -24,14 +24,14 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from multidict import CIMultiDictProxy
 
-from router.appkeys import CONTEXT, FORWARDER, LIMITER, METRICS, ROUTES
+from router.appkeys import FORWARDER, LIMITER, METRICS, ROUTES
 from router.auth import bearer_token
+from router.context import CONTEXT
 from router.edge import edge
 from router.errors import InvalidRequest
 from router.handlers.common import principal_for, require_model, text_header
 from router.handlers.limits import Charge, admit, finish
 from router.limits import Limiter
-from router.routing import Route
 from router.sessionstats import SessionStats
 from router.upstream.backend import Backend
 from router.upstream.realtime import (
@@ -41,6 +41,7 @@ from router.upstream.realtime import (
     Upstream,
     dial_attempt,
 )
+from router.upstream.route import Route
 from router.upstream.wsrelay import CLIENT_GONE, SHUTDOWN, OnUsage, Relay
 
 _KEY_PROTOCOL = "openai-insecure-api-key."

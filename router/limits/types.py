@@ -5,15 +5,17 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Protocol
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-Kind = Literal["requests", "tokens", "concurrency"]
-FailureReason = Literal["timeout", "connection", "error"]
-FAILURE_REASONS: tuple[FailureReason, ...] = ("timeout", "connection", "error")
+from router.outcomes import STORE_FAILURES, LimitKind, StoreFailure
+
+Kind = LimitKind
+FailureReason = StoreFailure
+FAILURE_REASONS = STORE_FAILURES
 # What a limit store that is down, unreachable or too slow raises (asyncio.timeout raises the
 # builtin TimeoutError); only these make the ``failure`` policy decide.
 FAILURES = (TimeoutError, RedisError, OSError)

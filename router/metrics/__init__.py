@@ -1,5 +1,6 @@
-"""Prometheus metrics: defined in ``instruments``, recorded by ``recorder``, served by
-``exposition``; ``multiproc`` makes several workers sum right."""
+"""Prometheus metrics: defined in ``instruments``, recorded by ``recorder``; ``multiproc``
+makes several workers sum right. ``GET /metrics`` is a handler (:mod:`router.handlers.metrics`):
+this package imports nothing above it, so everything may record."""
 
 from __future__ import annotations
 

@@ -7,8 +7,8 @@ from what a client sends, so the number of series is bounded by the config. Key 
 in the ``key_*`` metrics, which exist only when the operator turns them on.
 
 With several workers, prometheus-client's multiprocess mode sums them (see
-:mod:`router.metrics.exposition`); gauges say how: in-flight counts add up (``livesum``), a
-backend's health shows the worst any live worker sees (``livemax``).
+:mod:`router.handlers.metrics`); gauges say how: in-flight counts add up (``livesum``),
+a backend's health shows the worst any live worker sees (``livemax``).
 """
 
 from __future__ import annotations

@@ -19,24 +19,21 @@ from prometheus_client import CollectorRegistry
 from balancers import Health
 from router.context import RequestContext
 from router.limits import Admission, Limits
-from router.limits.types import FAILURE_REASONS, FailureReason
 from router.metrics.cells import CounterChild, GaugeChild, HistogramChild, maker
 from router.metrics.instruments import Instruments, KeyInstruments
+from router.outcomes import (
+    ATTEMPT_FAILURES,
+    LIMIT_KINDS,
+    SESSION_ENDS,
+    STORE_FAILURES,
+    STREAM_OUTCOMES,
+    AttemptFailure,
+    Outcome,
+    StoreFailure,
+)
 from router.sessionstats import SessionStats
-from router.upstream.errors import REASONS
 
 _TRANSITIONS = {Health.EJECTED: "ejection", Health.PROBING: "probe", Health.HEALTHY: "recovery"}
-_KINDS = ("requests", "tokens", "concurrency")
-
-
-_SESSION_ENDS = (
-    "completed",
-    "client_close",
-    "upstream_close",
-    "upstream_error",
-    "idle_timeout",
-    "shutdown",
-)
 
 
 class BackendMetrics:
@@ -91,7 +88,7 @@ class _SessionMetrics:
         self.frames_out: CounterChild = m.frames.labels(model, backend, "upstream")
         self.bytes_in: CounterChild = m.frame_bytes.labels(model, backend, "client")
         self.bytes_out: CounterChild = m.frame_bytes.labels(model, backend, "upstream")
-        self._ends = {end: m.sessions.labels(model, backend, end) for end in _SESSION_ENDS}
+        self._ends = {end: m.sessions.labels(model, backend, end) for end in SESSION_ENDS}
 
     def ended(self, session: SessionStats) -> None:
         if session.reason is not None:
@@ -121,11 +118,10 @@ class _Series:
         self.duration: HistogramChild = m.request_duration.labels(endpoint, model, name, streamed)
         self.upstream: HistogramChild = m.upstream_duration.labels(endpoint, model, name)
         self.overhead: HistogramChild = m.overhead.labels(endpoint)
-        outcomes = ("completed", "client_disconnect", "upstream_error", "timeout")
         http_stream = stream and endpoint != "realtime"  # a session is no SSE stream
-        self.streams = {
+        self.streams: dict[Outcome, CounterChild] = {
             outcome: m.streams.labels(endpoint, model, name, outcome)
-            for outcome in (outcomes if http_stream else ())
+            for outcome in (STREAM_OUTCOMES if http_stream else ())
         }
         self.backend = backend
 
@@ -151,7 +147,7 @@ class Metrics:
         self._series: dict[tuple[str, str, str, int, bool], _Series] = {}
         self._decisions = {
             (kind, outcome): self._m.limit_decisions.labels(kind, outcome)
-            for kind in _KINDS
+            for kind in LIMIT_KINDS
             for outcome in ("allowed", "refused")
         }
 
@@ -161,15 +157,15 @@ class Metrics:
         m = self._m
         for model, targets in fallbacks.items():
             m.budget_exhausted.labels(model)
-            for reason in REASONS:
+            for reason in ATTEMPT_FAILURES:
                 m.retries.labels(model, reason)
                 for fallback in targets:
                     m.fallbacks.labels(model, fallback, reason)
-        for reason in FAILURE_REASONS:
-            m.fail_open.labels(reason)
-            m.fail_closed.labels(reason)
+        for failure in STORE_FAILURES:
+            m.fail_open.labels(failure)
+            m.fail_closed.labels(failure)
             for operation in ("admit", "flush", "renew"):
-                m.redis_errors.labels(operation, reason)
+                m.redis_errors.labels(operation, failure)
         m.key_store_restores.labels()
 
     def bind_backend(self, model: str, backend: str) -> BackendMetrics:
@@ -236,10 +232,10 @@ class Metrics:
 
     # --- rarer events: looked up when they happen ------------------------------------------
 
-    def retried(self, model: str, reason: str) -> None:
+    def retried(self, model: str, reason: AttemptFailure) -> None:
         self._m.retries.labels(model, reason).inc()
 
-    def fell_back(self, model: str, fallback: str, reason: str) -> None:
+    def fell_back(self, model: str, fallback: str, reason: AttemptFailure) -> None:
         self._m.fallbacks.labels(model, fallback, reason).inc()
 
     def budget_exhausted(self, model: str) -> None:
@@ -260,11 +256,11 @@ class Metrics:
         if limits.concurrency is not None:
             self._decisions["concurrency", "allowed"].inc()
 
-    def limit_unchecked(self, reason: FailureReason) -> None:
+    def limit_unchecked(self, reason: StoreFailure) -> None:
         """The limit store failed and the router fails closed: the request got a 503."""
         self._m.fail_closed.labels(reason).inc()
 
-    def redis_error(self, operation: str, reason: FailureReason) -> None:
+    def redis_error(self, operation: str, reason: StoreFailure) -> None:
         """A rate-limiter call to Redis failed (``reason``: timeout, connection, error)."""
         self._m.redis_errors.labels(operation, reason).inc()
 

@@ -18,28 +18,17 @@ from time import time
 import aiohttp
 
 from router.errors import RouterError, ServiceUnavailable, UpstreamError, UpstreamTimeout
+from router.outcomes import ATTEMPT_FAILURES, AttemptFailure
 from router.upstream.http import BrokenBodyError, ConnectError, DisconnectedError
 
-# Why an attempt failed, as the retries and fallbacks metrics label it.
-REASONS = (
-    "timeout",
-    "connect_error",
-    "disconnected",
-    "broken_body",
-    "transport_error",
-    "status_429",
-    "status_5xx",
-    "status_4xx",
-    "no_upgrade",  # a realtime backend answered its WebSocket upgrade with no upgrade
-    "no_backend",  # a fallback taken because no backend of the pool could be tried at all
-)
+REASONS = ATTEMPT_FAILURES  # why an attempt failed: router.outcomes names them
 
 
 class Retryable(Exception):
     """This attempt failed in a way another backend may not; ``error`` is for the client."""
 
     def __init__(
-        self, error: RouterError, reason: str, *, retry_after: float | None = None
+        self, error: RouterError, reason: AttemptFailure, *, retry_after: float | None = None
     ) -> None:
         super().__init__(error.message)
         self.error = error
@@ -74,7 +63,9 @@ def from_status(status: int, backend: str, retry_after: float | None) -> Retryab
             "status_429",
             retry_after=retry_after,
         )
-    reason = "status_5xx" if status >= 500 else "status_4xx" if status >= 400 else "no_upgrade"
+    reason: AttemptFailure = (
+        "status_5xx" if status >= 500 else "status_4xx" if status >= 400 else "no_upgrade"
+    )
     if status in (401, 403):
         return Retryable(
             UpstreamError(f"Backend {backend} refused the router's credentials."), reason

@@ -28,7 +28,6 @@ from router.config import Endpoint, RetryConfig
 from router.context import RequestContext
 from router.errors import RouterError, ServiceUnavailable
 from router.metrics import Metrics
-from router.routing import Route
 from router.upstream.backend import Backend
 from router.upstream.errors import (
     PoolExhausted,
@@ -40,6 +39,7 @@ from router.upstream.errors import (
 )
 from router.upstream.http import HttpClientError, UpstreamResponse
 from router.upstream.reply import Reply
+from router.upstream.route import Route
 
 _TRANSPORT_ERRORS = (HttpClientError, TimeoutError)
 

@@ -20,10 +20,10 @@ import aiohttp
 
 from balancers import BackendState
 from router.errors import RouterError
-from router.routing import Route
 from router.upstream.backend import Backend
 from router.upstream.errors import Retryable, from_exception, from_upgrade
 from router.upstream.forward import Attempt
+from router.upstream.route import Route
 
 # Largest message either side may send. OpenAI's largest realtime events carry base64 audio
 # (input_audio_buffer.append takes up to 15 MiB); a larger message closes the session with 1009.

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from router.config import Endpoint
 from router.context import RequestContext
+from router.outcomes import StreamOutcome
 from router.upstream.http import HttpClientError
 from router.upstream.reply import Reply
 from router.upstream.scrub import reports_error
@@ -109,7 +110,7 @@ async def _pump(
     ends: tuple[bytes, ...],
     tap: StreamTap | None,
     ctx: RequestContext,
-) -> tuple[str, str] | None:
+) -> tuple[StreamOutcome, str] | None:
     """Forward events until the upstream ends; None if it ended as the protocol says.
 
     The client's response enforces the stream's idle limit: it counts only while the relay
