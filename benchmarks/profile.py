@@ -55,7 +55,7 @@ STEPS: tuple[tuple[str, Callable[[Frame], bool]], ...] = (
     ("route (model -> pool chain)", _named("router/routing.py", "chain")),
     ("pick (balancer, health)", _in("balancers/")),
     ("pick (balancer, health)", _named("upstream/forward.py", "_pick")),
-    ("limits", _in("router/limits/", "handlers/limits.py")),
+    ("limits", _in("router/limits/", "handlers/admission.py")),
     ("upstream headers", _named("handlers/proxy.py", "forward_headers")),
     ("upstream client", _in("aiohttp/client", "aiohttp/connector", "router/upstream/http/")),
     ("forwarder (retries, attempt)", _in("upstream/forward.py", "upstream/backend.py")),

@@ -7,14 +7,14 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from router.appkeys import CONFIG, FORWARDER, KEYRING, LIFECYCLE, METRICS, ROUTES, Lifecycle
+from router.appkeys import CONFIG, FORWARDER, KEYRING, METRICS, PROCESS, ROUTES, ProcessState
 from router.auth import KeyRing
 from router.config import Config
 from router.edge import add_fallback
 from router.handlers import admin, health, models, pages, proxy, realtime
 from router.handlers.metrics import add_metrics_route
-from router.lifecycle import keys, limiter, redis_client
 from router.metrics import create_metrics
+from router.resources import keys, limiter, redis_client
 from router.routing import RouteTable
 from router.upstream.forward import Forwarder
 
@@ -40,7 +40,7 @@ def create_app(config: Config) -> web.Application:
             add_metrics_route(app, metrics.registry, config.metrics.token)
     app[KEYRING] = KeyRing(config.keys)
     app[FORWARDER] = Forwarder(config.retry, metrics)
-    app[LIFECYCLE] = Lifecycle(started_at=int(time.time()))
+    app[PROCESS] = ProcessState(started_at=int(time.time()))
     app.cleanup_ctx.extend([redis_client, keys, limiter, _upstreams])
     models.add_routes(app)
     proxy.add_routes(app)

@@ -17,7 +17,7 @@ from router.upstream.forward import Forwarder
 
 
 @dataclass
-class Lifecycle:
+class ProcessState:
     """Process state the health endpoints report."""
 
     started_at: int
@@ -28,7 +28,7 @@ CONFIG = web.AppKey("config", Config)
 KEYRING = web.AppKey("keyring", KeyRing)
 ROUTES = web.AppKey("routes", RouteTable)
 FORWARDER = web.AppKey("forwarder", Forwarder)
-LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
+PROCESS = web.AppKey("process", ProcessState)
 AUTH = web.AppKey("auth", Authenticator)
 LIMITER = web.AppKey("limiter", Limiter)
 REDIS = web.AppKey("redis", redis.asyncio.Redis)

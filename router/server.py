@@ -19,7 +19,7 @@ import uvloop
 from aiohttp import web
 
 from router.app import create_app
-from router.appkeys import LIFECYCLE, METRICS
+from router.appkeys import METRICS, PROCESS
 from router.config import Config
 from router.handlers.metrics import metrics_app
 from router.logs import access_logger, flush_logs, log_event
@@ -61,7 +61,7 @@ async def serve(config: Config, *, reuse_port: bool = False) -> None:
         if metrics_runner is not None:
             await _start_metrics(metrics_runner, config, reuse_port)
         await stop.wait()
-        app[LIFECYCLE].draining = True
+        app[PROCESS].draining = True
         log_event("draining", grace_seconds=config.server.drain_seconds)
     finally:
         try:

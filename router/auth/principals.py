@@ -9,7 +9,7 @@ from __future__ import annotations
 from router.auth.keyformat import parse_key
 from router.auth.keys import KeyRing, Principal
 from router.auth.records import KeyRecord
-from router.auth.store import KeyService
+from router.auth.service import KeyService
 
 _MAX_PRINCIPALS = 10_000
 

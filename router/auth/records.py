@@ -36,7 +36,7 @@ class KeyRecord:
     ``previous_hash`` is the secret replaced by the last rotation; it keeps working until
     ``previous_expires_at`` so clients can be redeployed without an outage.
 
-    ``version`` counts the writes (the :class:`~router.auth.store.KeyService` bumps it) and
+    ``version`` counts the writes (the :class:`~router.auth.service.KeyService` bumps it) and
     ``updated_at`` is the time of the last one: with them, two copies of a record can be
     merged without rolling one back (:func:`newest`).
     """

@@ -39,8 +39,8 @@ from redis.asyncio.connection import Connection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from router.auth.keystore import EVICT_ALL
 from router.auth.records import KeyRecord
-from router.auth.store import EVICT_ALL
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -33,10 +33,10 @@ from pathlib import Path
 
 from redis.exceptions import RedisError
 
+from router.auth.keystore import EVICT_ALL
 from router.auth.records import KeyRecord
 from router.auth.redis_store import RedisStore
 from router.auth.snapshot import KeySnapshot, save
-from router.auth.store import EVICT_ALL
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ CLAIM_SECONDS = 60.0
 
 
 class RestoringStore:
-    """A :class:`RedisStore` (the :class:`~router.auth.store.KeyStore` contract) that keeps a
+    """A :class:`RedisStore` (the :class:`~router.auth.keystore.KeyStore` contract) that keeps a
     snapshot of every record and restores the store from it after a reset."""
 
     def __init__(

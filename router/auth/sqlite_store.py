@@ -28,8 +28,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
+from router.auth.keystore import EVICT_ALL
 from router.auth.records import KeyRecord, newest
-from router.auth.store import EVICT_ALL
 
 T = TypeVar("T")
 

@@ -23,9 +23,9 @@ from aiohttp import web
 from router.appkeys import AUTH, CONFIG
 from router.auth import bearer_token
 from router.auth.keyformat import is_key_id
+from router.auth.keystore import STORE_ERRORS
 from router.auth.records import KeyRecord
-from router.auth.store import KeyService
-from router.auth.stores import STORE_ERRORS
+from router.auth.service import KeyService
 from router.edge import Handler, edge
 from router.errors import (
     InvalidRequest,

@@ -13,12 +13,12 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeGuard
 
 from router.auth.records import LIMIT_FIELDS
+from router.auth.service import DEFAULT_GRACE_SECONDS
 from router.errors import InvalidRequest, wrong_type
 from router.limits.types import MAX_LIMITS
 
 KEY_FIELDS = frozenset({"name", "models", "limits", "expires_at"})
 ROTATE_FIELDS = frozenset({"grace_seconds"})
-DEFAULT_GRACE_SECONDS = 86400.0  # a day to redeploy clients with the new key
 MAX_NAME_LENGTH = 200
 
 

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from router.appkeys import AUTH, CONFIG
 from router.auth import Principal, bearer_token
-from router.auth.stores import STORE_ERRORS
+from router.auth.keystore import STORE_ERRORS
 from router.errors import (
     InvalidRequest,
     PayloadTooLarge,

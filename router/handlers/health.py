@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from router.appkeys import LIFECYCLE, ROUTES
+from router.appkeys import PROCESS, ROUTES
 from router.edge import edge
 from router.handlers.common import json_response
 
@@ -25,7 +25,7 @@ async def readyz(request: web.Request) -> web.Response:
     host routable and answers 503 "no healthy upstream" for the same reason.
     """
     pools = [repr(route.pool) for route in request.app[ROUTES]]
-    if request.app[LIFECYCLE].draining:
+    if request.app[PROCESS].draining:
         return json_response({"status": "draining", "pools": pools}, status=503)
     return json_response({"status": "ready", "pools": pools})
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from router.appkeys import LIFECYCLE, METRICS, ROUTES
+from router.appkeys import METRICS, PROCESS, ROUTES
 from router.edge import edge
 from router.errors import ModelNotFound
 from router.handlers.common import authenticate, json_response
@@ -16,7 +16,7 @@ def _model_object(model: str, created: int) -> dict[str, object]:
 
 async def list_models(request: web.Request) -> web.Response:
     principal = await authenticate(request)
-    created = request.app[LIFECYCLE].started_at
+    created = request.app[PROCESS].started_at
     data = [
         _model_object(model, created)
         for model in request.app[ROUTES].models()
@@ -30,7 +30,7 @@ async def retrieve_model(request: web.Request) -> web.Response:
     model = request.match_info["model"]
     if model not in request.app[ROUTES] or not principal.allows(model):
         raise ModelNotFound(model)
-    return json_response(_model_object(model, request.app[LIFECYCLE].started_at))
+    return json_response(_model_object(model, request.app[PROCESS].started_at))
 
 
 def add_routes(app: web.Application) -> None:

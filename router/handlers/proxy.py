@@ -16,6 +16,7 @@ from router.appkeys import CONFIG, FORWARDER, LIMITER, METRICS, ROUTES
 from router.config import Endpoint
 from router.context import CONTEXT
 from router.edge import edge
+from router.handlers.admission import Charge, admit, finish
 from router.handlers.common import (
     authenticate,
     check_stream,
@@ -24,7 +25,6 @@ from router.handlers.common import (
     require_model,
     text_header,
 )
-from router.handlers.limits import Charge, admit, finish
 from router.upstream.forward import HttpAttempt
 from router.upstream.relay import relay
 from router.upstream.route import Route

@@ -29,8 +29,8 @@ from router.auth import bearer_token
 from router.context import CONTEXT
 from router.edge import edge
 from router.errors import InvalidRequest
+from router.handlers.admission import Charge, admit, finish
 from router.handlers.common import principal_for, require_model, text_header
-from router.handlers.limits import Charge, admit, finish
 from router.limits import Limiter
 from router.sessionstats import SessionStats
 from router.upstream.backend import Backend

@@ -18,8 +18,8 @@ import redis.asyncio
 from router.auth.records import KeyRecord
 from router.auth.redis_store import RedisStore
 from router.auth.restore import RestoringStore, warn_without_persistence
+from router.auth.service import KeyService
 from router.auth.snapshot import KeySnapshot
-from router.auth.store import KeyService
 from tests.redis_server import RedisServer
 
 NO_PERSISTENCE = "Redis has no persistence"

@@ -27,10 +27,11 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ConstantBackoff
 
 from router.auth.keyformat import hash_secret, new_key_id, new_secret
+from router.auth.keystore import EVICT_ALL, KeyStore
 from router.auth.records import KeyLimits, KeyRecord
 from router.auth.redis_store import RedisStore
+from router.auth.service import KeyService
 from router.auth.sqlite_store import SQLiteStore
-from router.auth.store import EVICT_ALL, KeyService, KeyStore
 from tests.redis_server import RedisServer
 
 NOW = 1_700_000_000.0

@@ -10,7 +10,7 @@ from aiohttp import WSMsgType
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from router.config import BackendConfig, ConfigError, parse_config
-from router.handlers.limits import Charge
+from router.handlers.admission import Charge
 from router.handlers.realtime import lease_kept, read_offer
 from router.limits import Limits, LocalLimiter
 from router.sessionstats import SessionStats

@@ -18,12 +18,12 @@ from typing import Any
 from aiohttp import web
 
 from router.appkeys import AUTH, CONFIG, KEYRING, LIMITER, METRICS, REDIS
+from router.auth.open_store import open_store
 from router.auth.principals import Authenticator
 from router.auth.redis_store import RedisStore
 from router.auth.restore import RestoringStore
+from router.auth.service import KeyService
 from router.auth.snapshot import load
-from router.auth.store import KeyService
-from router.auth.stores import open_store
 from router.limits import LocalLimiter, RedisLimiter
 from router.limits.types import failure_reason
 from router.metrics import Metrics

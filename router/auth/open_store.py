@@ -1,24 +1,19 @@
-"""Which key store a config means, and what a failing store raises.
+"""Which key store a config means.
 
-The router, the admin API and the CLI open and judge stores the same way: Redis when one is
-configured (shared by every router), else the embedded SQLite file.
+The router, the admin API and the CLI open stores the same way: Redis when one is configured
+(shared by every router), else the embedded SQLite file.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import redis.asyncio
-from redis.exceptions import RedisError
 
+from router.auth.keystore import KeyStore
 from router.auth.redis_store import RedisStore
 from router.auth.sqlite_store import SQLiteStore
-from router.auth.store import KeyStore
 from router.config import Config
-
-STORE_ERRORS = (RedisError, sqlite3.Error, OSError)
-"""A store that is down or unreachable: a 503 to clients, never a 500."""
 
 
 def open_store(config: Config, client: redis.asyncio.Redis | None) -> KeyStore:
