@@ -2,8 +2,9 @@
 
 Every error a client can see is one of these classes. Lower layers raise them; the edge renders
 them (``router.edge``, and ``router.protocol`` for what aiohttp's HTTP parser refuses);
-``router.upstream.errors`` is the one place aiohttp client errors are translated into them
-(httpx's ``map_httpcore_exceptions`` is the model)::
+``router.upstream.errors`` is the one place the upstream clients' errors (our HTTP client's,
+aiohttp's for WebSocket dials) are translated into them (httpx's ``map_httpcore_exceptions``
+is the model)::
 
     RouterError                      {"error": {"message", "type", "param", "code"}}
     ├── InvalidRequest          400  invalid_request_error (param names the field)
