@@ -33,10 +33,9 @@ from pydantic import (
 from yarl import URL
 
 from balancers import STRATEGIES
+from router.endpoints import ENDPOINT_NAMES, Endpoint
 from router.limits.types import MAX_CONCURRENCY, MAX_PER_MINUTE
 
-Endpoint = Literal["chat", "embeddings", "responses", "realtime"]
-ENDPOINTS: tuple[Endpoint, ...] = ("chat", "embeddings", "responses", "realtime")
 DEFAULT_CONFIG = "config.default.yaml"
 
 
@@ -136,7 +135,7 @@ class BackendConfig(_Strict):
     model: str | None = None
     weight: int = Field(1, ge=1, le=10_000)
     max_inflight: int = Field(256, ge=1)
-    endpoints: tuple[Endpoint, ...] = ENDPOINTS
+    endpoints: tuple[Endpoint, ...] = ENDPOINT_NAMES
     api_version: str = "2024-10-21"
     deployment: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)

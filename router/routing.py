@@ -15,19 +15,13 @@ from collections.abc import Iterator
 
 from balancers import HealthPolicy, Pool, make_strategy
 from router.auth import Principal
-from router.config import ENDPOINTS, Config, Endpoint, ModelConfig
+from router.config import Config, ModelConfig
+from router.endpoints import ENDPOINTS, Endpoint
 from router.errors import InvalidRequest, ModelNotFound
 from router.metrics import Metrics
 from router.upstream.backend import Backend, make_client, make_session, tls_context
 from router.upstream.http import Resolver
 from router.upstream.route import Route
-
-_ENDPOINT_PATHS: dict[Endpoint, str] = {
-    "chat": "/v1/chat/completions",
-    "embeddings": "/v1/embeddings",
-    "responses": "/v1/responses",
-    "realtime": "/v1/realtime",
-}
 
 
 class RouteTable:
@@ -99,7 +93,7 @@ class RouteTable:
         chain = self._chains.get((endpoint, model))
         if chain is None:
             raise InvalidRequest(
-                f"The model `{model}` does not support {_ENDPOINT_PATHS[endpoint]}.",
+                f"The model `{model}` does not support {ENDPOINTS[endpoint].path}.",
                 param="model",
                 code="model_not_supported",
             )

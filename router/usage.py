@@ -11,7 +11,8 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from router.config import Endpoint, TokenEstimateConfig
+from router.config import TokenEstimateConfig
+from router.endpoints import ENDPOINTS, Endpoint
 
 _MAX_OUTPUT_FIELDS = ("max_completion_tokens", "max_tokens", "max_output_tokens")
 
@@ -20,7 +21,7 @@ def estimate_tokens(
     payload: dict[str, Any], body: bytes, endpoint: Endpoint, config: TokenEstimateConfig
 ) -> int:
     prompt = int(len(body) / config.bytes_per_token) + 1
-    if endpoint == "embeddings":
+    if not ENDPOINTS[endpoint].output_tokens:
         return prompt
     for field in _MAX_OUTPUT_FIELDS:
         value = payload.get(field)

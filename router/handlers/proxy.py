@@ -13,9 +13,9 @@ import orjson
 from aiohttp import web
 
 from router.appkeys import CONFIG, FORWARDER, LIMITER, METRICS, ROUTES
-from router.config import Endpoint
 from router.context import CONTEXT
 from router.edge import edge
+from router.endpoints import Endpoint
 from router.handlers.admission import Charge, admit, finish
 from router.handlers.common import (
     authenticate,

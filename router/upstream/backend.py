@@ -9,7 +9,8 @@ import aiohttp
 from yarl import URL
 
 from balancers import BackendState, HealthPolicy
-from router.config import BackendConfig, Endpoint
+from router.config import BackendConfig
+from router.endpoints import Endpoint
 from router.metrics import BackendMetrics
 from router.upstream.http import (
     HttpClient,
@@ -20,7 +21,7 @@ from router.upstream.http import (
     client_context,
 )
 from router.upstream.http.tls import ResumingContext
-from router.upstream.providers import credential_headers, endpoint_url, upstream_model
+from router.upstream.providers import PROVIDERS
 from router.upstream.scrub import Scrubber, secret_values
 
 logger = logging.getLogger("switchyard")
@@ -114,14 +115,15 @@ class Backend:
         )
         self.client = client
         self.session = session  # realtime WebSocket dials
-        self.model = upstream_model(config, public_id)
+        provider = PROVIDERS[config.provider]
+        self.model = provider.model(config, public_id)
         self.renames = self.model != public_id
         self.urls: dict[Endpoint, URL] = {
-            endpoint: endpoint_url(config, endpoint, public_id) for endpoint in config.endpoints
+            endpoint: provider.url(config, endpoint, public_id) for endpoint in config.endpoints
         }
         # The HTTP endpoints' URLs as the client takes them, made once.
         self.targets = {endpoint: str(url) for endpoint, url in self.urls.items()}
-        self.headers = {**config.headers, **credential_headers(config)}
+        self.headers = {**config.headers, **provider.credential_headers(config)}
         # Every credential this backend is sent, found and hidden in what it sends back; None
         # when it is sent none. Built once here: the relay only asks whether it is None.
         self.scrubber = Scrubber.of(secret_values(config))

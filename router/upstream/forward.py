@@ -24,8 +24,9 @@ from tenacity.stop import stop_base
 from tenacity.wait import wait_random_exponential
 
 from balancers import BackendState, RetryBudget
-from router.config import Endpoint, RetryConfig
+from router.config import RetryConfig
 from router.context import RequestContext
+from router.endpoints import Endpoint
 from router.errors import RouterError, ServiceUnavailable
 from router.metrics import Metrics
 from router.upstream.backend import Backend

@@ -16,8 +16,8 @@ import time
 import orjson
 from aiohttp import web
 
-from router.config import Endpoint
 from router.context import RequestContext
+from router.endpoints import Endpoint
 from router.outcomes import StreamOutcome
 from router.upstream.http import HttpClientError
 from router.upstream.reply import Reply

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from balancers import Pool
-from router.config import Endpoint
+from router.endpoints import Endpoint
 from router.upstream.backend import Backend
 
 

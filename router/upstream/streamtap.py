@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from router.config import Endpoint
+from router.endpoints import Endpoint
 from router.usage import Usage, usage_of
 
 _MARK = b'"usage":{'

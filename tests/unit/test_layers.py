@@ -89,7 +89,9 @@ def test_no_import_cycle_between_the_routers_parts() -> None:
 def test_pure_layers_import_no_router_part_above_them() -> None:
     graph = import_graph()
     assert set(graph["balancers"]) == set()
-    assert set(graph["config"]) <= {"balancers", "limits", "outcomes"}
+    assert set(graph["limits"]) <= {"outcomes"}
+    assert set(graph["config"]) <= {"balancers", "limits", "outcomes", "endpoints"}
+    assert set(graph["endpoints"]) == set(graph["outcomes"]) == set()
 
 
 _PROXY_PATH = (

@@ -14,7 +14,7 @@ from router.handlers.admission import Charge
 from router.handlers.realtime import lease_kept, read_offer
 from router.limits import Limits, LocalLimiter
 from router.sessionstats import SessionStats
-from router.upstream.providers import endpoint_url
+from router.upstream.providers import PROVIDERS
 from router.upstream.wsrelay import Ending, _client_ended, _relayable, response_done_usage
 
 KEY = "sk-browser-key-0123456789"
@@ -93,7 +93,7 @@ def test_the_header_wins_over_the_subprotocol() -> None:
 )
 def test_realtime_urls(config: dict[str, str], url: str) -> None:
     backend = BackendConfig.model_validate({"name": "b", **config})
-    assert str(endpoint_url(backend, "realtime", "gpt-4o")) == url
+    assert str(PROVIDERS[backend.provider].url(backend, "realtime", "gpt-4o")) == url
 
 
 def test_realtime_idle_is_validated() -> None:
