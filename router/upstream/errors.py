@@ -19,9 +19,13 @@ import aiohttp
 
 from router.errors import RouterError, ServiceUnavailable, UpstreamError, UpstreamTimeout
 from router.outcomes import ATTEMPT_FAILURES, AttemptFailure
-from router.upstream.http import BrokenBodyError, ConnectError, DisconnectedError
+from router.upstream.http import BrokenBodyError, ConnectError, DisconnectedError, HttpClientError
 
 REASONS = ATTEMPT_FAILURES  # why an attempt failed: router.outcomes names them
+
+TRANSPORT_ERRORS = (HttpClientError, aiohttp.ClientError, TimeoutError)
+"""What the upstream clients raise when the transport fails: our HTTP client's errors, aiohttp's
+for WebSocket dials, and a timeout (asyncio.timeout raises the builtin)."""
 
 
 class Retryable(Exception):

@@ -18,10 +18,9 @@ from typing import Literal
 
 import aiohttp
 
-from balancers import BackendState
-from router.errors import RouterError
+from router.upstream import report
 from router.upstream.backend import Backend
-from router.upstream.errors import Retryable, from_exception, from_upgrade
+from router.upstream.errors import TRANSPORT_ERRORS, from_upgrade
 from router.upstream.forward import Attempt
 from router.upstream.route import Route
 
@@ -32,7 +31,6 @@ MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 # How long a close waits for the peer's closing handshake; the close frame itself leaves at once.
 CLOSE_TIMEOUT = 2.0
 
-_TRANSPORT_ERRORS = (aiohttp.ClientError, TimeoutError)
 _WS_TIMEOUT = aiohttp.ClientWSTimeout(ws_receive=None, ws_close=CLOSE_TIMEOUT)
 
 UpstreamSocket = aiohttp.ClientWebSocketResponse[Literal[False]]
@@ -111,29 +109,15 @@ async def _attempt(backend: Backend, request: DialRequest) -> Upstream:
             )
     except aiohttp.WSServerHandshakeError as exc:
         backend.end()
-        raise _refused(state, exc, backend.name) from None
-    except _TRANSPORT_ERRORS as exc:
+        error = from_upgrade(exc, backend.name)
+        report.refused(state, error, exc.status, time.monotonic())
+        raise error from None
+    except TRANSPORT_ERRORS as exc:
         backend.end()
-        state.on_failure(time.monotonic())
-        raise from_exception(exc, backend.name) from None
+        raise report.failed(state, exc, backend.name) from None
     except BaseException:  # cancelled: the client went away during the dial
         backend.end()
-        state.on_abandoned(time.monotonic())
+        report.abandoned(state)
         raise
-    state.on_success(time.monotonic())
+    report.answered(state, time.monotonic())  # a handshake's time says nothing of completions
     return Upstream(backend, ws)
-
-
-def _refused(
-    state: BackendState, exc: aiohttp.WSServerHandshakeError, name: str
-) -> Retryable | RouterError:
-    """Report the refusal to the backend's health; the error for this try."""
-    now = time.monotonic()
-    error = from_upgrade(exc, name)
-    if not isinstance(error, Retryable):
-        state.on_success(now)  # the backend answered; the request was what it refused
-    elif exc.status == 429:
-        state.on_rate_limited(now, error.retry_after)
-    else:
-        state.on_failure(now)
-    return error
