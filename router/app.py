@@ -21,7 +21,7 @@ from router.upstream.forward import Forwarder
 
 async def _upstreams(app: web.Application) -> AsyncIterator[None]:
     """Backend sessions (keep-alive pools) live exactly as long as the app."""
-    routes = RouteTable(app[CONFIG], metrics=app.get(METRICS))
+    routes = RouteTable(app[CONFIG], metrics=app[METRICS])
     app[ROUTES] = routes
     yield
     await routes.close()
@@ -33,11 +33,9 @@ def create_app(config: Config) -> web.Application:
         client_max_size=config.server.max_body_bytes,
     )
     app[CONFIG] = config
-    metrics = create_metrics(config)
-    if metrics is not None:
-        app[METRICS] = metrics
-        if config.metrics.port is None:  # else served by its own listener (router.server)
-            add_metrics_route(app, metrics.registry, config.metrics.token)
+    app[METRICS] = metrics = create_metrics(config)
+    if metrics.registry is not None and config.metrics.port is None:  # else: router.server
+        add_metrics_route(app, metrics.registry, config.metrics.token)
     app[KEYRING] = KeyRing(config.keys)
     app[FORWARDER] = Forwarder(config.retry, metrics)
     app[PROCESS] = ProcessState(started_at=int(time.time()))

@@ -11,7 +11,7 @@ from router.auth import KeyRing
 from router.auth.principals import Authenticator
 from router.config import Config
 from router.limits import Limiter
-from router.metrics import Metrics
+from router.metrics import Recorder
 from router.routing import RouteTable
 from router.upstream.forward import Forwarder
 
@@ -32,4 +32,4 @@ PROCESS = web.AppKey("process", ProcessState)
 AUTH = web.AppKey("auth", Authenticator)
 LIMITER = web.AppKey("limiter", Limiter)
 REDIS = web.AppKey("redis", redis.asyncio.Redis)
-METRICS = web.AppKey("metrics", Metrics)  # absent when metrics.enabled is false
+METRICS = web.AppKey("metrics", Recorder)  # router.metrics.off when metrics.enabled is false

@@ -26,7 +26,7 @@ from router.auth.service import KeyService
 from router.auth.snapshot import load
 from router.limits import LocalLimiter, RedisLimiter
 from router.limits.types import failure_reason
-from router.metrics import Metrics
+from router.metrics import Recorder
 from router.redisconn import limiter_client, refuse_cluster, shared_client
 
 logger = logging.getLogger("switchyard")
@@ -80,8 +80,7 @@ async def _restoring(app: web.Application, store: RedisStore) -> RestoringStore:
     :mod:`router.auth.restore`): keys outlive a Redis that restarts empty."""
     path = app[CONFIG].store.snapshot_file
     snapshot = await asyncio.to_thread(load, path, store.prefix)
-    metrics = app.get(METRICS)
-    on_restore = metrics.key_store_restored if metrics is not None else None
+    on_restore = app[METRICS].key_store_restored
     return RestoringStore(store, snapshot, path=path, on_restore=on_restore)
 
 
@@ -98,7 +97,7 @@ async def limiter(app: web.Application) -> AsyncIterator[None]:
             prefix=config.prefix,
             timeout=config.timeout_ms / 1000,
             fail_open=config.failure == "fail_open",
-            on_error=_LimiterErrors(config.failure, app.get(METRICS)),
+            on_error=_LimiterErrors(config.failure, app[METRICS]),
         )
     yield
     await app[LIMITER].close()
@@ -110,7 +109,7 @@ class _LimiterErrors:
     """Count each rate-limit store failure; log at most once per interval, with how many
     happened since (no log storm)."""
 
-    def __init__(self, policy: str, metrics: Metrics | None) -> None:
+    def __init__(self, policy: str, metrics: Recorder) -> None:
         self._policy = policy
         self._metrics = metrics
         self._last = 0.0
@@ -118,8 +117,7 @@ class _LimiterErrors:
 
     def __call__(self, exc: BaseException, operation: str) -> None:
         reason = failure_reason(exc)
-        if self._metrics is not None:
-            self._metrics.redis_error(operation, reason)
+        self._metrics.redis_error(operation, reason)
         self._count += 1
         now = time.monotonic()
         if now - self._last >= LOG_EVERY_SECONDS:

@@ -18,7 +18,7 @@ from router.auth import Principal
 from router.config import Config, ModelConfig
 from router.endpoints import ENDPOINTS, Endpoint
 from router.errors import InvalidRequest, ModelNotFound
-from router.metrics import Metrics
+from router.metrics import METRICS_OFF, Recorder
 from router.upstream.backend import Backend, make_client, make_session, tls_context
 from router.upstream.http import Resolver
 from router.upstream.route import Route
@@ -32,7 +32,7 @@ class RouteTable:
         config: Config,
         *,
         rng: random.Random | None = None,
-        metrics: Metrics | None = None,
+        metrics: Recorder = METRICS_OFF,
     ) -> None:
         rng = rng or random.Random()
         health = config.health
@@ -64,7 +64,7 @@ class RouteTable:
                     self._policy,
                     make_client(cfg, self._resolver, tls),
                     make_session(cfg, tls),
-                    metrics.bind_backend(model_id, cfg.name) if metrics is not None else None,
+                    metrics.bind_backend(model_id, cfg.name),
                 )
             )
         self.backends += backends

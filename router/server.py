@@ -75,10 +75,10 @@ async def serve(config: Config, *, reuse_port: bool = False) -> None:
 
 def _metrics_runner(app: web.Application, config: Config) -> web.AppRunner | None:
     """``metrics.port``: ``/metrics`` on a listener of its own (kept up while draining)."""
-    metrics = app.get(METRICS)
-    if metrics is None or config.metrics.port is None:
+    registry = app[METRICS].registry
+    if registry is None or config.metrics.port is None:
         return None
-    return EdgeRunner(metrics_app(metrics.registry, config.metrics.token), config.server)
+    return EdgeRunner(metrics_app(registry, config.metrics.token), config.server)
 
 
 async def _start_metrics(runner: web.AppRunner, config: Config, reuse_port: bool) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from router.auth import Principal
 from router.errors import RateLimited, ServiceUnavailable
 from router.limits import Admission, Limiter, LimiterUnavailable, Limits, format_duration
-from router.metrics import Metrics
+from router.metrics import METRICS_OFF, Recorder
 
 _WHAT = {
     "requests": "requests per min (RPM)",
@@ -43,7 +43,7 @@ async def admit(
     principal: Principal,
     estimate: int,
     lease: str,
-    metrics: Metrics | None = None,
+    metrics: Recorder = METRICS_OFF,
 ) -> Charge:
     """Take the request's share of the key's limits, or raise 429 (or 503 if the limit store
     is down and the router fails closed)."""
@@ -51,15 +51,13 @@ async def admit(
     try:
         admission = await limiter.admit(principal.key_id, limits, estimate, lease)
     except LimiterUnavailable as exc:
-        if metrics is not None:
-            metrics.limit_unchecked(exc.reason)
+        metrics.limit_unchecked(exc.reason)
         raise ServiceUnavailable(
             "Rate limits cannot be checked right now; please retry.",
             code="limits_unavailable",
             headers={"retry-after": "1"},
         ) from None
-    if metrics is not None:
-        metrics.limit_checked(limits, admission)
+    metrics.limit_checked(limits, admission)
     if not admission.allowed:
         raise _refusal(admission, limits, estimate)
     return Charge(principal.key_id, limits, lease, estimate, admission.headers)

@@ -34,8 +34,7 @@ async def retrieve_model(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    metrics = app.get(METRICS)
-    record = metrics.request_done if metrics is not None else None
+    record = app[METRICS].request_done
     app.router.add_get("/v1/models", edge(list_models, "models", record))
     # Model IDs may contain slashes (meta-llama/Llama-3.1-8B), as fine-tune IDs hold colons.
     app.router.add_get("/v1/models/{model:.+}", edge(retrieve_model, "models", record))

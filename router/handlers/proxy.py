@@ -63,7 +63,7 @@ async def proxy(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
         return await _forward(request, endpoint, chain, payload, body, None, metered, strip)
     limiter = request.app[LIMITER]
     estimate = estimate_tokens(payload, body, endpoint, request.app[CONFIG].estimate)
-    charge = await admit(limiter, principal, estimate, ctx.request_id, request.app.get(METRICS))
+    charge = await admit(limiter, principal, estimate, ctx.request_id, request.app[METRICS])
     try:
         ask_usage = ask_usage or (stream and charge.wants_usage)
         payload, body, strip = _asking_usage(endpoint, payload, body, ask_usage)
@@ -131,8 +131,7 @@ async def responses(request: web.Request) -> web.StreamResponse:
 
 
 def add_routes(app: web.Application) -> None:
-    metrics = app.get(METRICS)
-    record = metrics.request_done if metrics is not None else None
+    record = app[METRICS].request_done
     app.router.add_post("/v1/chat/completions", edge(chat_completions, "chat", record))
     app.router.add_post("/v1/embeddings", edge(embeddings, "embeddings", record))
     app.router.add_post("/v1/responses", edge(responses, "responses", record))

@@ -202,14 +202,11 @@ async def _renew_forever(limiter: Limiter, charge: Charge, interval: float) -> N
 @contextmanager
 def _counted_open(backend: Backend) -> Iterator[None]:
     """The backend's open-sessions gauge, while the relay runs."""
-    gauge = backend.metrics.realtime.open if backend.metrics is not None else None
-    if gauge is not None:
-        gauge.inc()
+    backend.session_opened()
     try:
         yield
     finally:
-        if gauge is not None:
-            gauge.dec()
+        backend.session_closed()
 
 
 def _answer_headers(request_id: str, upstream: Upstream, charge: Charge | None) -> dict[str, str]:
@@ -241,6 +238,5 @@ async def _close_sessions(app: web.Application) -> None:
 def add_routes(app: web.Application) -> None:
     app[SESSIONS] = OpenSessions()
     app.on_shutdown.append(_close_sessions)
-    metrics = app.get(METRICS)
-    record = metrics.request_done if metrics is not None else None
+    record = app[METRICS].request_done
     app.router.add_get("/v1/realtime", edge(realtime, "realtime", record), allow_head=False)

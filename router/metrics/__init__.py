@@ -10,15 +10,26 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 
 from router.config import Config
 from router.metrics.multiproc import MULTIPROC_ENV
+from router.metrics.off import BACKEND_OFF, METRICS_OFF
 from router.metrics.recorder import BackendMetrics, Metrics
+from router.metrics.types import BackendRecorder, Recorder
 
-__all__ = ["MULTIPROC_ENV", "BackendMetrics", "Metrics", "create_metrics"]
+__all__ = [
+    "BACKEND_OFF",
+    "METRICS_OFF",
+    "MULTIPROC_ENV",
+    "BackendMetrics",
+    "BackendRecorder",
+    "Metrics",
+    "Recorder",
+    "create_metrics",
+]
 
 
-def create_metrics(config: Config) -> Metrics | None:
-    """The app's metrics, or None when ``metrics.enabled`` is false."""
+def create_metrics(config: Config) -> Recorder:
+    """The app's metrics; a recorder that does nothing when ``metrics.enabled`` is false."""
     if not config.metrics.enabled:
-        return None
+        return METRICS_OFF
     registry = CollectorRegistry()
     if not os.environ.get(MULTIPROC_ENV):  # per-process CPU and memory make no sense summed
         ProcessCollector(registry=registry)

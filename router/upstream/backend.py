@@ -11,7 +11,7 @@ from yarl import URL
 from balancers import BackendState, HealthPolicy
 from router.config import BackendConfig
 from router.endpoints import Endpoint
-from router.metrics import BackendMetrics
+from router.metrics import BACKEND_OFF, BackendRecorder
 from router.upstream.http import (
     HttpClient,
     Limits,
@@ -107,7 +107,7 @@ class Backend:
         policy: HealthPolicy,
         client: UpstreamClient,
         session: aiohttp.ClientSession,
-        metrics: BackendMetrics | None = None,
+        metrics: BackendRecorder = BACKEND_OFF,
     ) -> None:
         self.name = config.name
         self.state = BackendState(
@@ -132,20 +132,31 @@ class Backend:
         # read whole, idle between a stream's chunks (time spent writing to the client aside).
         self.timeouts = config.timeouts
         self.metrics = metrics
-        if metrics is not None:
-            self.state.observer = metrics.transition
+        self.state.observer = metrics.transition
 
     def begin(self) -> None:
         """A request to this backend starts: count it in flight."""
         self.state.begin()
-        if self.metrics is not None:
-            self.metrics.inflight.inc()
+        self.metrics.began()
 
     def end(self) -> None:
         """That request is over (answered, failed or abandoned)."""
         self.state.end()
-        if self.metrics is not None:
-            self.metrics.inflight.dec()
+        self.metrics.ended()
+
+    def stream_opened(self) -> None:
+        """A stream from this backend is being relayed to a client."""
+        self.metrics.stream_opened()
+
+    def stream_closed(self) -> None:
+        self.metrics.stream_closed()
+
+    def session_opened(self) -> None:
+        """A realtime session with this backend is being relayed."""
+        self.metrics.session_opened()
+
+    def session_closed(self) -> None:
+        self.metrics.session_closed()
 
     def post(
         self, endpoint: Endpoint, body: bytes, headers: dict[str, str]

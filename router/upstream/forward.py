@@ -28,7 +28,7 @@ from router.config import RetryConfig
 from router.context import RequestContext
 from router.endpoints import Endpoint
 from router.errors import RouterError, ServiceUnavailable
-from router.metrics import Metrics
+from router.metrics import METRICS_OFF, Recorder
 from router.upstream.backend import Backend
 from router.upstream.errors import (
     PoolExhausted,
@@ -85,7 +85,7 @@ class _StopRetrying(stop_base):
 class Forwarder:
     """Owns the retry policy and budget of one router process."""
 
-    def __init__(self, config: RetryConfig, metrics: Metrics | None = None) -> None:
+    def __init__(self, config: RetryConfig, metrics: Recorder = METRICS_OFF) -> None:
         self._attempts = config.attempts
         self._wait = wait_random_exponential(
             multiplier=config.backoff_initial, max=config.backoff_max
@@ -151,8 +151,7 @@ class Forwarder:
         last = [failure]
 
         async def retry() -> T:
-            if self._metrics is not None:
-                self._metrics.retried(model, last[0].reason)
+            self._metrics.retried(model, last[0].reason)
             try:
                 return await _try(route, tried, attempt, ctx)
             except Retryable as exc:
@@ -175,14 +174,12 @@ class Forwarder:
         if not unsent and not self.budget.try_withdraw():
             self._budget_exhausted(model)
             return False
-        if self._metrics is not None:
-            reason = "no_backend" if unsent or last is None else last.reason
-            self._metrics.fell_back(model, fallback, reason)
+        reason = "no_backend" if unsent or last is None else last.reason
+        self._metrics.fell_back(model, fallback, reason)
         return True
 
     def _budget_exhausted(self, model: str) -> None:
-        if self._metrics is not None:
-            self._metrics.budget_exhausted(model)
+        self._metrics.budget_exhausted(model)
 
 
 def _try(

@@ -56,17 +56,15 @@ async def relay(
         return web.Response(status=reply.status, body=_client_body(reply), headers=out_headers)
     ctx.stream = True
     ctx.status = reply.status
-    metrics = reply.backend.metrics
-    if metrics is not None:
-        metrics.open_streams.inc()
+    backend = reply.backend
+    backend.stream_opened()
     try:
         return await _stream(request, reply, ctx, endpoint, out_headers, tap)
     finally:
         ctx.upstream_done = time.monotonic()
         if tap is not None:
             ctx.first_token = tap.first_output
-        if metrics is not None:
-            metrics.open_streams.dec()
+        backend.stream_closed()
 
 
 def _client_body(reply: Reply) -> bytes | None:

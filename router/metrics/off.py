@@ -1,0 +1,87 @@
+"""Metrics switched off (``metrics.enabled: false``): every call of the recorders, doing nothing.
+
+One object stands for "no metrics", so no caller checks for it (see :mod:`router.metrics.types`).
+Stateless, so one instance of each serves every app of the process.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry
+
+from balancers import Health
+from router.context import RequestContext
+from router.limits import Admission, Limits
+from router.outcomes import AttemptFailure, StoreFailure
+
+
+class BackendMetricsOff:
+    """A backend's recorder that records nothing."""
+
+    __slots__ = ()
+
+    def transition(self, old: Health, new: Health) -> None:
+        pass
+
+    def began(self) -> None:
+        pass
+
+    def ended(self) -> None:
+        pass
+
+    def stream_opened(self) -> None:
+        pass
+
+    def stream_closed(self) -> None:
+        pass
+
+    def session_opened(self) -> None:
+        pass
+
+    def session_closed(self) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        return "<BackendMetricsOff>"
+
+
+BACKEND_OFF = BackendMetricsOff()
+
+
+class MetricsOff:
+    """The process's recorder that records nothing and exposes nothing."""
+
+    __slots__ = ()
+    registry: CollectorRegistry | None = None
+
+    def bind_backend(self, model: str, backend: str) -> BackendMetricsOff:
+        return BACKEND_OFF
+
+    def request_done(self, ctx: RequestContext) -> None:
+        pass
+
+    def retried(self, model: str, reason: AttemptFailure) -> None:
+        pass
+
+    def fell_back(self, model: str, fallback: str, reason: AttemptFailure) -> None:
+        pass
+
+    def budget_exhausted(self, model: str) -> None:
+        pass
+
+    def limit_checked(self, limits: Limits, admission: Admission) -> None:
+        pass
+
+    def limit_unchecked(self, reason: StoreFailure) -> None:
+        pass
+
+    def redis_error(self, operation: str, reason: StoreFailure) -> None:
+        pass
+
+    def key_store_restored(self) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        return "<MetricsOff>"
+
+
+METRICS_OFF = MetricsOff()

@@ -1,0 +1,79 @@
+"""What the rest of the router may call on the metrics: :class:`Recorder` for the process and
+:class:`BackendRecorder` for one backend of one pool.
+
+Two implementations each: the real ones (:mod:`router.metrics.recorder`) and the ones that do
+nothing (:mod:`router.metrics.off`, ``metrics.enabled: false``). The request path calls them
+the same either way and never asks whether metrics are on (the null-object pattern, as
+:class:`logging.NullHandler`).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from prometheus_client import CollectorRegistry
+
+from balancers import Health
+from router.context import RequestContext
+from router.limits import Admission, Limits
+from router.outcomes import AttemptFailure, StoreFailure
+
+
+class BackendRecorder(Protocol):
+    """One backend's gauges and counters."""
+
+    def transition(self, old: Health, new: Health) -> None:
+        """The backend's health changed (or a probe replaced a lost one)."""
+
+    def began(self) -> None:
+        """A request to the backend is in flight."""
+
+    def ended(self) -> None:
+        """That request is over."""
+
+    def stream_opened(self) -> None:
+        """A stream from the backend is being relayed."""
+
+    def stream_closed(self) -> None:
+        """That stream is over."""
+
+    def session_opened(self) -> None:
+        """A realtime session with the backend is open."""
+
+    def session_closed(self) -> None:
+        """That session is over."""
+
+
+class Recorder(Protocol):
+    """The process's metrics, as the request path and the app's resources record them."""
+
+    @property
+    def registry(self) -> CollectorRegistry | None:
+        """What ``/metrics`` renders; None when metrics are off (no endpoint then)."""
+
+    def bind_backend(self, model: str, backend: str) -> BackendRecorder:
+        """The recorder of one backend of ``model``'s pool (bound once, at start)."""
+
+    def request_done(self, ctx: RequestContext) -> None:
+        """Count one finished request (called once, by the edge, however it ended)."""
+
+    def retried(self, model: str, reason: AttemptFailure) -> None:
+        """A retry within ``model``'s pool, after a failure for ``reason``."""
+
+    def fell_back(self, model: str, fallback: str, reason: AttemptFailure) -> None:
+        """The request went on from ``model`` to ``fallback``."""
+
+    def budget_exhausted(self, model: str) -> None:
+        """A retry or fallback was refused: the retry budget is spent."""
+
+    def limit_checked(self, limits: Limits, admission: Admission) -> None:
+        """One admission against a key's limits."""
+
+    def limit_unchecked(self, reason: StoreFailure) -> None:
+        """The limit store failed and the router fails closed: the request got a 503."""
+
+    def redis_error(self, operation: str, reason: StoreFailure) -> None:
+        """A rate-limiter call to Redis failed."""
+
+    def key_store_restored(self) -> None:
+        """This router restored the key store from its snapshot after a reset."""
