@@ -15,7 +15,7 @@ from aiohttp import web
 from router.appkeys import CONFIG, FORWARDER, LIMITER, METRICS, ROUTES
 from router.context import CONTEXT
 from router.edge import edge
-from router.endpoints import Endpoint
+from router.endpoints import ENDPOINTS, Endpoint
 from router.handlers.admission import Charge, admit, finish
 from router.handlers.common import (
     authenticate,
@@ -77,7 +77,7 @@ def _asking_usage(
 ) -> tuple[dict[str, Any], bytes, bool]:
     """What goes upstream: with ``ask``, a chat stream asks for its usage chunk, and the last
     item says the relay removes that chunk again (the client did not ask for it)."""
-    if ask and endpoint == "chat":
+    if ask and ENDPOINTS[endpoint].asks_usage:
         asked = with_usage_requested(payload)
         if asked is not None:
             return asked, orjson.dumps(asked), True
@@ -132,6 +132,9 @@ async def responses(request: web.Request) -> web.StreamResponse:
 
 def add_routes(app: web.Application) -> None:
     record = app[METRICS].request_done
-    app.router.add_post("/v1/chat/completions", edge(chat_completions, "chat", record))
-    app.router.add_post("/v1/embeddings", edge(embeddings, "embeddings", record))
-    app.router.add_post("/v1/responses", edge(responses, "responses", record))
+    for handler, endpoint in (
+        (chat_completions, ENDPOINTS["chat"]),
+        (embeddings, ENDPOINTS["embeddings"]),
+        (responses, ENDPOINTS["responses"]),
+    ):
+        app.router.add_post(endpoint.path, edge(handler, endpoint.name, record))

@@ -28,6 +28,7 @@ from router.appkeys import FORWARDER, LIMITER, METRICS, ROUTES
 from router.auth import bearer_token
 from router.context import CONTEXT
 from router.edge import edge
+from router.endpoints import ENDPOINTS
 from router.errors import InvalidRequest
 from router.handlers.admission import Charge, admit, finish
 from router.handlers.common import principal_for, require_model, text_header
@@ -239,4 +240,5 @@ def add_routes(app: web.Application) -> None:
     app[SESSIONS] = OpenSessions()
     app.on_shutdown.append(_close_sessions)
     record = app[METRICS].request_done
-    app.router.add_get("/v1/realtime", edge(realtime, "realtime", record), allow_head=False)
+    path = ENDPOINTS["realtime"].path
+    app.router.add_get(path, edge(realtime, "realtime", record), allow_head=False)

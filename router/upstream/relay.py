@@ -17,7 +17,7 @@ import orjson
 from aiohttp import web
 
 from router.context import RequestContext
-from router.endpoints import Endpoint
+from router.endpoints import ENDPOINTS, Endpoint
 from router.outcomes import StreamOutcome
 from router.upstream.http import HttpClientError
 from router.upstream.reply import Reply
@@ -25,16 +25,6 @@ from router.upstream.scrub import reports_error
 from router.upstream.streamtap import StreamTap
 
 _EVENT_END = (b"\n\n", b"\r\n\r\n")
-# How each protocol ends a stream; a stream that stops without one of these was cut off.
-_STREAM_ENDS: dict[Endpoint, tuple[bytes, ...]] = {
-    "chat": (b"data: [DONE]",),
-    "responses": (
-        b"event: response.completed",
-        b"event: response.incomplete",
-        b"event: response.failed",
-    ),
-    "embeddings": (),
-}
 
 
 async def relay(
@@ -92,7 +82,7 @@ async def _stream(
     out = web.StreamResponse(status=reply.status, headers=headers)
     await out.prepare(request)
     try:
-        failure = await _pump(reply, out, _STREAM_ENDS[endpoint], tap, ctx)
+        failure = await _pump(reply, out, ENDPOINTS[endpoint].stream_ends, tap, ctx)
         if failure is not None:
             ctx.outcome = failure[0]
             await out.write(error_event(failure[1]))

@@ -16,30 +16,26 @@ holding ``"usage":{`` are looked into, so other chunks cost one substring search
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Any
 
 import orjson
 
-from router.endpoints import Endpoint
+from router.endpoints import ENDPOINTS, Endpoint
 from router.usage import Usage, usage_of
 
 _MARK = b'"usage":{'
 _EVENT_END = b"\n\n"
-_OUTPUT: dict[Endpoint, re.Pattern[bytes]] = {
-    "chat": re.compile(rb'"(?:content|refusal|arguments|reasoning_content|reasoning)":\s*"[^"]'),
-    "responses": re.compile(rb'"type":\s*"response\.[a-z_.]+\.delta"'),
-    "embeddings": re.compile(rb"(?!)"),  # never streams
-}
 
 
 class StreamTap:
-    __slots__ = ("_endpoint", "_output", "_strip", "first_output", "usage")
+    __slots__ = ("_endpoint", "_in_response", "_output", "_strip", "first_output", "usage")
 
     def __init__(self, endpoint: Endpoint, *, strip: bool) -> None:
         self._endpoint = endpoint
-        self._output = _OUTPUT[endpoint]
+        spec = ENDPOINTS[endpoint]
+        self._output = spec.output
+        self._in_response = spec.usage_in_response
         self._strip = strip
         self.first_output: float | None = None
         self.usage: Usage | None = None
@@ -66,7 +62,7 @@ class StreamTap:
         data = _data_of(event)
         if not isinstance(data, dict):
             return False
-        if self._endpoint == "responses":
+        if self._in_response:
             response = data.get("response")
             if isinstance(response, dict):
                 self.usage = usage_of(response.get("usage")) or self.usage
