@@ -60,14 +60,18 @@ async def proxy(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
     ask_usage = stream and metered and metrics.stream_usage
     if principal.limits.empty:
         payload, body, strip = _asking_usage(endpoint, payload, body, ask_usage)
-        return await _forward(request, endpoint, chain, payload, body, None, metered, strip)
+        return await _forward(
+            request, endpoint, chain, payload, body, charge=None, count=metered, strip=strip
+        )
     limiter = request.app[LIMITER]
     estimate = estimate_tokens(payload, body, endpoint, request.app[CONFIG].estimate)
     charge = await admit(limiter, principal, estimate, ctx.request_id, request.app[METRICS])
     try:
         ask_usage = ask_usage or (stream and charge.wants_usage)
         payload, body, strip = _asking_usage(endpoint, payload, body, ask_usage)
-        return await _forward(request, endpoint, chain, payload, body, charge, True, strip)
+        return await _forward(
+            request, endpoint, chain, payload, body, charge=charge, count=True, strip=strip
+        )
     finally:
         await finish(limiter, charge)
 
@@ -90,6 +94,7 @@ async def _forward(
     chain: tuple[Route, ...],
     payload: dict[str, Any],
     body: bytes,
+    *,
     charge: Charge | None,
     count: bool,
     strip: bool,
@@ -97,7 +102,8 @@ async def _forward(
     """Forward (with retries and fallbacks), relay, and free the backend slot in one finally.
 
     With ``count``, the upstream's token usage is read (the tap for streams, the JSON body
-    otherwise) for the metrics and the key's tokens."""
+    otherwise) for the metrics and the key's ``charge``; with ``strip``, the relay removes the
+    usage chunk the router asked for and the client did not."""
     ctx = request[CONTEXT]
     headers = forward_headers(request, ctx.request_id)
     attempt = HttpAttempt(payload, body, headers)
