@@ -29,6 +29,7 @@ from typing import Any
 import orjson
 import redis.asyncio
 
+from router.auth.key_fields import key_fields
 from router.auth.keyformat import is_key_id
 from router.auth.keystore import STORE_ERRORS
 from router.auth.open_store import open_store
@@ -36,7 +37,6 @@ from router.auth.service import DEFAULT_GRACE_SECONDS, KeyService
 from router.auth.snapshot import KeySnapshot, parse_records, save
 from router.config import Config
 from router.errors import InvalidRequest
-from router.handlers.admin_schema import key_fields
 
 REDIS_TIMEOUT_SECONDS = 5.0  # a shell command should fail, not hang, on an unreachable Redis
 

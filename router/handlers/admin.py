@@ -22,6 +22,7 @@ from aiohttp import web
 
 from router.appkeys import AUTH, CONFIG
 from router.auth import bearer_token
+from router.auth.key_fields import grace_seconds, key_fields
 from router.auth.keyformat import is_key_id
 from router.auth.keystore import STORE_ERRORS
 from router.auth.records import KeyRecord
@@ -35,7 +36,6 @@ from router.errors import (
     ServiceUnavailable,
     Unauthorized,
 )
-from router.handlers.admin_schema import grace_seconds, key_fields
 from router.handlers.common import json_response, parse_payload, read_body
 from router.logs import log_event
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from router.auth.key_fields import key_fields
 from router.config import LimitsConfig, RedisConfig
 from router.errors import InvalidRequest
-from router.handlers.admin_schema import key_fields
 from router.limits.types import MAX_LIMITS, MAX_PER_MINUTE
 
 

@@ -1,4 +1,5 @@
-"""Strict checks of admin API bodies: every problem is a 400 whose ``param`` names the field.
+"""Strict checks of key fields, from admin API bodies and the `keys` CLI alike: every problem is a
+400 whose ``param`` names the field.
 
 Unknown fields are refused rather than ignored (a misspelt ``expires_at`` must not silently
 create a key that never expires), and types are exact: ``true`` is not a number, ``1.5`` is not
