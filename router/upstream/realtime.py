@@ -2,9 +2,9 @@
 HTTP forwarder (:mod:`router.upstream.forward`), which picks, retries on another backend and falls
 back by the same rules and budget, with the same metrics. Everything happens before the client's
 own upgrade is answered. Each try reports to the backend's health through the same
-:mod:`router.upstream.report` an HTTP attempt uses. The
-handshake's latency is not fed to the latency estimate: it says nothing about how fast the
-backend answers a completion, which is what ``least-latency`` compares.
+:mod:`router.upstream.report` an HTTP attempt uses. The handshake's latency is not fed to the
+latency estimate: it says nothing about how fast the backend answers a completion, which is what
+``least-latency`` compares.
 
 A dialed session counts as one request in flight on its backend until it is closed.
 """
