@@ -23,13 +23,15 @@ from benchmarks.fake_upstream.wire import JSON_TYPE, ApiError, numbered_words, s
 
 @dataclass(frozen=True, slots=True)
 class Call:
-    """The parsed request: body without ``fake``, the fault in force, ``fake.words``."""
+    """The parsed request: body without ``fake``, the fault in force, ``fake.words``, and the
+    prompt tokens the quota charged at admission (``estimate``)."""
 
     request: web.Request
     body: dict[str, Any]
     fault: Fault
     words: int | None
     name: str
+    estimate: int = 0
 
     @property
     def model(self) -> str:
