@@ -40,7 +40,7 @@ _LIMITS_PAGE = "Visit https://platform.openai.com/account/rate-limits to learn m
 
 def go_duration(seconds: float) -> str:
     """Go's ``time.Duration.String()`` at millisecond precision: ``12ms``, ``1.5s``, ``6m0s``."""
-    ms = max(math.ceil(seconds * 1000), 0)
+    ms = max(math.ceil(round(seconds * 1000, 6)), 0)  # round first: 3 / (10000 / 60) is 18ms
     if ms < 1000:
         return f"{ms}ms" if ms else "0s"
     hours, rest = divmod(ms, 3_600_000)
@@ -171,5 +171,5 @@ class Quota:
     def _error(self, message: str, kind: str, wait: float) -> ApiError:
         headers = self.header_values()
         headers["retry-after"] = str(max(math.ceil(wait), 1))
-        headers["retry-after-ms"] = str(max(math.ceil(wait * 1000), 1))
+        headers["retry-after-ms"] = str(max(math.ceil(round(wait * 1000, 6)), 1))
         return ApiError(429, message, type_=kind, code="rate_limit_exceeded", headers=headers)
