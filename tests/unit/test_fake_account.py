@@ -116,8 +116,8 @@ def words(prefix: str, count: int) -> list[str]:
 def test_prefix_cache_counts_whole_leading_blocks_past_the_minimum():
     cache = PrefixCache(capacity=100, min_tokens=8, block_tokens=4)
     system = words("s", 10)  # two full blocks and a half
-    assert cache.lookup_and_insert(system + ["user:a"]) == 0
-    assert cache.lookup_and_insert(system + ["user:b"]) == 8
+    assert cache.lookup_and_insert([*system, "user:a"]) == 0
+    assert cache.lookup_and_insert([*system, "user:b"]) == 8
     assert cache.lookup_and_insert(words("t", 10)) == 0
     assert cache.lookup_and_insert(system[:6]) == 0  # one block matches: under the minimum
     changed = ["user:x", *system[1:]]
