@@ -24,6 +24,13 @@ LIMIT_HEADERS = {
 GO_DURATION = re.compile(r"^(\d+h)?(\d+m)?(\d+(\.\d+)?s|\d+ms)$")
 
 
+def message_of(error: openai.APIStatusError) -> str:
+    """The ``message`` of OpenAI's error body (the exception's own adds "Error code: ...")."""
+    body = error.body
+    assert isinstance(body, dict)
+    return str(body["message"])
+
+
 @pytest.fixture(scope="module")
 def account():
     with fake_upstream("acct") as url:
@@ -105,7 +112,7 @@ def test_past_the_request_quota_is_openai_429(client, fake):
         r"Rate limit reached for gpt-4o in organization org-acct on requests per min \(RPM\):"
         r" Limit 2, Used 2, Requested 1\. Please try again in (\d+(\.\d+)?s|\d+ms)\."
         r" Visit https://platform\.openai\.com/account/rate-limits to learn more\.",
-        error.body["message"],
+        message_of(error),
     )
     headers = error.response.headers
     assert 1 <= int(headers["retry-after"]) <= 30
@@ -121,14 +128,12 @@ def test_past_the_token_quota_is_a_tokens_429(client, fake):
     with pytest.raises(openai.RateLimitError) as refused:
         chat(client)
     assert (refused.value.type, refused.value.code) == ("tokens", "rate_limit_exceeded")
-    assert (
-        "on tokens per min (TPM): Limit 10, Used 8, Requested 3." in refused.value.body["message"]
-    )
+    assert "on tokens per min (TPM): Limit 10, Used 8, Requested 3." in message_of(refused.value)
     assert "x-ratelimit-remaining-requests" not in refused.value.response.headers  # no rpm set
     too_long: list[ChatCompletionMessageParam] = [{"role": "user", "content": "w " * 20}]
     with pytest.raises(openai.RateLimitError) as too_large:
         client.chat.completions.create(model="gpt-4o", messages=too_long)
-    assert too_large.value.body["message"].startswith("Request too large for gpt-4o")
+    assert message_of(too_large.value).startswith("Request too large for gpt-4o")
     assert fake.stats()["refused_tokens"] == 2
 
 
@@ -216,7 +221,7 @@ def test_chat_reports_cached_tokens_for_a_shared_prefix(client, fake):
         assert usage is not None
         assert usage.prompt_tokens_details is not None
         assert usage.prompt_tokens_details.cached_tokens is not None
-        return usage.prompt_tokens_details.cached_tokens
+        return int(usage.prompt_tokens_details.cached_tokens)
 
     assert cached(conversation("first question")) == 0
     assert cached(conversation("second question")) == 12
