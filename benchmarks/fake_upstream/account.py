@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from aiohttp import web
 
 from benchmarks.fake_upstream.state import CONTEXT, STATE
-from benchmarks.fake_upstream.wire import ApiError
+from benchmarks.fake_upstream.wire import ApiError, count_words
 
 
 def admit(request: web.Request, model: str, estimate: int) -> None:
@@ -29,13 +29,16 @@ def admit(request: web.Request, model: str, estimate: int) -> None:
 
 
 def usage(
-    request: web.Request, prompt: Sequence[str], estimate: int, completion: int
+    request: web.Request, turns: Sequence[tuple[str, str]], estimate: int, completion: int
 ) -> tuple[int, int]:
-    """(prompt tokens, cached tokens) of an answer whose prompt is ``prompt`` (one string per
-    token) and whose output is ``completion`` tokens; settles the quota and counts both."""
+    """(prompt tokens, cached tokens) of an answer whose prompt is ``turns`` ((role, text) of
+    each message) and whose output is ``completion`` tokens; settles the quota and counts both.
+    """
     state = request.app[STATE]
-    prompt_tokens = max(len(prompt), 1)
-    cached = 0 if state.prefix_cache is None else state.prefix_cache.lookup_and_insert(prompt)
+    prompt_tokens = max(sum(count_words(text) for _, text in turns), 1)
+    cached = 0
+    if state.prefix_cache is not None:
+        cached = state.prefix_cache.lookup_and_insert(role_tokens(turns))
     if state.quota is not None:
         state.quota.settle(prompt_tokens + completion - estimate)
     state.note_usage(prompt_tokens, cached, completion)
@@ -43,6 +46,6 @@ def usage(
 
 
 def role_tokens(turns: Sequence[tuple[str, str]]) -> list[str]:
-    """The prompt as the fake's tokens: each word, tagged with its message's role so that the
-    same words said by another role are another prefix."""
+    """The prompt as the prefix cache sees it: each word, tagged with its message's role so
+    that the same words said by another role are another prefix."""
     return [f"{role}:{word}" for role, text in turns for word in text.split()]

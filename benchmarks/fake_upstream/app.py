@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
@@ -27,7 +26,7 @@ from benchmarks.fake_upstream import (
     responses,
     stored,
 )
-from benchmarks.fake_upstream.call import Call, before_response
+from benchmarks.fake_upstream.call import Call, before_response, model_of
 from benchmarks.fake_upstream.faults import NO_FAULT, Fault
 from benchmarks.fake_upstream.state import CONTEXT, STATE, FakeConfig, FakeState
 from benchmarks.fake_upstream.wire import ApiError, read_json
@@ -171,15 +170,15 @@ def _endpoint(endpoint: Endpoint) -> Handler:
         state = request.app[STATE]
         body = await read_json(request)
         fault, words = _parse_fake(body.pop("fake", None))
-        call = Call(request, body, NO_FAULT, words, state.config.name)
+        tokens = 0
         if estimate is not None and state.quota is not None:
-            call = replace(call, estimate=estimate(body))
-            account.admit(request, call.model, call.estimate)
-        call = replace(call, fault=fault or state.take_fault() or NO_FAULT)
-        early = await before_response(request, call.fault)
+            tokens = estimate(body)
+            account.admit(request, model_of(request, body), tokens)
+        fault = fault or state.take_fault() or NO_FAULT
+        early = await before_response(request, fault)
         if early is not None:
             return early
-        return await endpoint(call)
+        return await endpoint(Call(request, body, fault, words, state.config.name, tokens))
 
     return handler
 

@@ -35,11 +35,7 @@ class Call:
 
     @property
     def model(self) -> str:
-        """The body's model; on Azure deployment paths the deployment stands in for it."""
-        model = self.body.get("model") or self.request.match_info.get("deployment")
-        if not isinstance(model, str) or not model:
-            raise ApiError(400, "you must provide a model parameter", param="model")
-        return model
+        return model_of(self.request, self.body)
 
     def answer(self, text: str) -> list[str]:
         """The answer's pieces: f"{name} says: {text}", or "w1 ... wN" with ``fake.words``."""
@@ -85,6 +81,14 @@ class Call:
             await asyncio.sleep(self.fault.linger)
         await response.write_eof()
         return response
+
+
+def model_of(request: web.Request, body: dict[str, Any]) -> str:
+    """The body's model; on Azure deployment paths the deployment stands in for it."""
+    model = body.get("model") or request.match_info.get("deployment")
+    if not isinstance(model, str) or not model:
+        raise ApiError(400, "you must provide a model parameter", param="model")
+    return model
 
 
 def close_connection(request: web.Request) -> None:

@@ -36,9 +36,7 @@ async def chat_completions(call: Call) -> web.StreamResponse:
         limit = call.body.get("max_tokens")
     pieces, cut = truncate(call.answer(_last_user_text(messages)), limit)
     finish = "length" if cut else "stop"
-    prompt, cached = account.usage(
-        call.request, account.role_tokens(_turns(messages)), call.estimate, len(pieces)
-    )
+    prompt, cached = account.usage(call.request, _turns(messages), call.estimate, len(pieces))
     usage = _usage(prompt, cached, len(pieces))
     base = {
         "id": new_id("chatcmpl-"),

@@ -73,9 +73,7 @@ async def create_response(call: Call) -> web.StreamResponse:
     text = "".join(pieces)
     final["output"] = [_message(msg_id, status, [_text_part(text)])]
     turns = history + messages
-    prompt, cached = account.usage(
-        call.request, account.role_tokens(turns), call.estimate, len(pieces)
-    )
+    prompt, cached = account.usage(call.request, turns, call.estimate, len(pieces))
     final["usage"] = _usage(prompt, cached, len(pieces))
     if cut:
         final["incomplete_details"] = {"reason": "max_output_tokens"}
