@@ -113,19 +113,19 @@ async def set_quota(request: web.Request) -> web.Response:
     if headers not in HEADER_MODES:
         raise ApiError(400, f"'headers' must be one of {', '.join(HEADER_MODES)}.", param="headers")
     state.set_quota(_limit(body, "rpm"), _limit(body, "tpm"), headers)
-    return get_quota_response(request)
+    return _quota_summary(request)
 
 
 async def get_quota(request: web.Request) -> web.Response:
-    return get_quota_response(request)
+    return _quota_summary(request)
 
 
 async def clear_quota(request: web.Request) -> web.Response:
     request.app[STATE].quota = None
-    return get_quota_response(request)
+    return _quota_summary(request)
 
 
-def get_quota_response(request: web.Request) -> web.Response:
+def _quota_summary(request: web.Request) -> web.Response:
     quota = request.app[STATE].quota
     off = {"rpm": None, "tpm": None, "headers": None}
     return json_response(off if quota is None else quota.snapshot())

@@ -92,12 +92,9 @@ def test_request_larger_than_the_limit_is_refused_whatever_the_wait():
         (
             "openai",
             {
-                "x-ratelimit-limit-requests",
-                "x-ratelimit-limit-tokens",
-                "x-ratelimit-remaining-requests",
-                "x-ratelimit-remaining-tokens",
-                "x-ratelimit-reset-requests",
-                "x-ratelimit-reset-tokens",
+                f"x-ratelimit-{what}-{kind}"
+                for what in ("limit", "remaining", "reset")
+                for kind in ("requests", "tokens")
             },
         ),
         ("azure", {"x-ratelimit-remaining-requests", "x-ratelimit-remaining-tokens"}),
