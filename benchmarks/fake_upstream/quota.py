@@ -14,8 +14,12 @@ Headers (``headers`` mode):
 ``openai``  all six ``x-ratelimit-{limit,remaining,reset}-{requests,tokens}``, resets as Go
             durations (``6m0s``, ``1s``, ``12ms``), on every answer of a limited endpoint.
 ``azure``   only ``x-ratelimit-remaining-requests`` and ``x-ratelimit-remaining-tokens``: what
-            Azure OpenAI deployments send (Azure's remaining-requests counts a 10-second
-            window of RPM/6; the fake keeps one bucket and reports its level).
+            Azure OpenAI deployments send. Azure also enforces RPM over short periods ("the
+            rate limit expects that requests be evenly distributed over a one-minute period
+            ... evaluates the rate of incoming requests over a small period of time,
+            typically 1 or 10 seconds"), so its remaining-requests reads about RPM/6: here
+            the requests bucket holds RPM/6 (at least 1), refilled at the same RPM/60 a
+            second.
 ``none``    no quota headers; the limit still applies (a self-hosted server behind a proxy).
 
 Past the quota: 429 with OpenAI's body (``type`` ``requests`` or ``tokens``, code
@@ -54,18 +58,24 @@ def go_duration(seconds: float) -> str:
 
 @dataclass(slots=True)
 class Bucket:
-    """``limit`` units per minute; ``level`` is what is left, refilled continuously."""
+    """``limit`` units per minute, at most ``capacity`` at once; ``level`` is what is left,
+    refilled continuously."""
 
     limit: int
+    capacity: float
     level: float
     stamp: float
+
+    @classmethod
+    def full(cls, limit: int, capacity: float, now: float) -> Bucket:
+        return cls(limit, capacity, capacity, now)
 
     @property
     def rate(self) -> float:
         return self.limit / 60.0
 
     def refill(self, now: float) -> None:
-        self.level = min(self.limit, self.level + (now - self.stamp) * self.rate)
+        self.level = min(self.capacity, self.level + (now - self.stamp) * self.rate)
         self.stamp = now
 
     def wait_for(self, amount: float) -> float:
@@ -76,7 +86,7 @@ class Bucket:
         return max(math.floor(self.level), 0)
 
     def reset(self) -> str:
-        return go_duration((self.limit - self.level) / self.rate)
+        return go_duration((self.capacity - self.level) / self.rate)
 
 
 @dataclass(slots=True)
@@ -93,9 +103,10 @@ class Quota:
     def __post_init__(self) -> None:
         now = self.clock()
         if self.rpm:
-            self.requests = Bucket(self.rpm, float(self.rpm), now)
+            burst = max(self.rpm / 6, 1.0) if self.headers == "azure" else float(self.rpm)
+            self.requests = Bucket.full(self.rpm, burst, now)
         if self.tpm:
-            self.tokens = Bucket(self.tpm, float(self.tpm), now)
+            self.tokens = Bucket.full(self.tpm, float(self.tpm), now)
 
     def admit(self, model: str, org: str, estimate: int) -> dict[str, str]:
         """Charge one request and ``estimate`` tokens, or raise the 429 OpenAI would send.
@@ -122,7 +133,7 @@ class Quota:
         """Charge what the answer used beyond the estimate (negative: give back)."""
         if self.tokens is not None:
             self.tokens.refill(self.clock())
-            self.tokens.level = min(self.tokens.limit, self.tokens.level - tokens)
+            self.tokens.level = min(self.tokens.capacity, self.tokens.level - tokens)
 
     def header_values(self) -> dict[str, str]:
         values: dict[str, str] = {}
@@ -151,7 +162,7 @@ class Quota:
     def _refused(self, kind: str, bucket: Bucket, wanted: int, model: str, org: str) -> ApiError:
         wait = bucket.wait_for(wanted)
         unit = "RPM" if kind == "requests" else "TPM"
-        used = bucket.limit - bucket.remaining()
+        used = math.ceil(bucket.capacity) - bucket.remaining()
         message = (
             f"Rate limit reached for {model} in organization {org} on {kind} per min ({unit}):"
             f" Limit {bucket.limit}, Used {used}, Requested {wanted}."

@@ -149,13 +149,14 @@ def test_a_refusal_comes_before_any_fault_and_leaves_it_queued(client, fake):
 
 
 def test_azure_sends_only_the_remaining_counts(fake):
-    fake.set_quota(rpm=10, tpm=1000, headers="azure")
+    fake.set_quota(rpm=60, tpm=1000, headers="azure")
     answer = fake.http.post(
         "/openai/deployments/gpt-4o/chat/completions",
         params={"api-version": "2024-10-21"},
         json={"messages": USER},
     )
     assert answer.status_code == 200
+    # Azure evaluates RPM over 10-second periods: 60 RPM leaves 10 at once, 9 after this one.
     assert limit_headers(answer) == {
         "x-ratelimit-remaining-requests": "9",
         "x-ratelimit-remaining-tokens": "997",

@@ -129,3 +129,15 @@ def test_prefix_cache_forgets_least_recently_used_blocks():
     assert len(cache) == 2
     assert cache.lookup_and_insert(first) == 0
     assert cache.lookup_and_insert(first) == 8
+
+
+def test_azure_spreads_requests_over_ten_second_periods():
+    clock = Clock()
+    quota = Quota(rpm=60, tpm=None, headers="azure", clock=clock)
+    for left in range(9, -1, -1):
+        assert quota.admit("m", "org-x", 1) == {"x-ratelimit-remaining-requests": str(left)}
+    with pytest.raises(ApiError) as refused:
+        quota.admit("m", "org-x", 1)
+    assert "Limit 60, Used 10, Requested 1. Please try again in 1s." in refused.value.message
+    clock.now += 1
+    assert quota.admit("m", "org-x", 1) == {"x-ratelimit-remaining-requests": "0"}
