@@ -48,10 +48,16 @@ _API_ROUTES: list[tuple[str, str, Endpoint]] = [
     ("POST", "/openai/deployments/{deployment}/chat/completions", chat.chat_completions),
     ("POST", "/openai/deployments/{deployment}/embeddings", embeddings.create_embeddings),
     ("POST", "/openai/responses", responses.create_response),
-    ("GET", "/v1/responses/{response_id}", stored.retrieve_response),
-    ("DELETE", "/v1/responses/{response_id}", stored.delete_response),
-    ("POST", "/v1/responses/{response_id}/cancel", stored.cancel_response),
-    ("GET", "/v1/responses/{response_id}/input_items", stored.list_input_items),
+    *[
+        (method, prefix + path, endpoint)
+        for prefix in ("/v1/responses", "/openai/responses")
+        for method, path, endpoint in (
+            ("GET", "/{response_id}", stored.retrieve_response),
+            ("DELETE", "/{response_id}", stored.delete_response),
+            ("POST", "/{response_id}/cancel", stored.cancel_response),
+            ("GET", "/{response_id}/input_items", stored.list_input_items),
+        )
+    ],
     ("POST", "/v1/conversations", conversations.create_conversation),
     ("GET", "/v1/conversations/{conversation_id}", conversations.retrieve_conversation),
     ("POST", "/v1/conversations/{conversation_id}", conversations.update_conversation),

@@ -111,6 +111,17 @@ def test_follow_ups_carry_the_conversation(client):
     assert third.usage.input_tokens == 5 + 5 + 1
 
 
+def test_azure_paths_reach_the_same_store(client, fake):
+    created = client.responses.create(model="gpt-4o", input="hi")
+    version = {"api-version": "2025-04-01-preview"}
+    fetched = fake.http.get(f"/openai/responses/{created.id}", params=version)
+    assert fetched.json()["output"][0]["content"][0]["text"] == "alpha says: hi"
+    listed = fake.http.get(f"/openai/responses/{created.id}/input_items", params=version)
+    assert listed.json()["data"][0]["content"] == [{"type": "input_text", "text": "hi"}]
+    assert fake.http.delete(f"/openai/responses/{created.id}", params=version).json()["deleted"]
+    assert fake.http.get(f"/openai/responses/{created.id}", params=version).status_code == 404
+
+
 def test_store_false_is_not_kept(client):
     created = client.responses.create(model="gpt-4o", input="hi", store=False)
     assert created.store is False
