@@ -60,45 +60,42 @@ async def create_response(call: Call) -> web.StreamResponse:
     if background and not stored:
         raise ApiError(400, "Background mode requires 'store' to be true.", param="background")
     history, continued, conversation = _context(store, call.body)
-    messages = _input_messages(call.body.get("input"))
-    user_texts = [text for role, text in messages if role == "user"]
+    turns = history + _input_messages(call.body.get("input"))
+    final, pieces = _answer(call, turns, continued)
+    items = _input_items(call.body.get("input"))
+    if conversation is not None:
+        final["conversation"] = {"id": conversation.obj["id"]}
+        conversation.items.extend([*items, final["output"][0]])
+    if stored:
+        record = StoredResponse(final, items, [*turns, ("assistant", "".join(pieces))])
+        store.responses.put(final["id"], record)
+        if background and not call.body.get("stream"):
+            record.final, record.started = final, store.clock()
+            record.response = _queued(final)
+            return await call.send_json(record.response)
+    if call.body.get("stream"):
+        return await call.send_events(_events(final, final["output"][0]["id"], pieces))
+    return await call.send_json(final)
+
+
+def _answer(
+    call: Call, turns: list[tuple[str, str]], continued: str | None
+) -> tuple[dict[str, Any], list[str]]:
+    """The finished Response object for this prompt, and its output's pieces."""
+    user_texts = [text for role, text in turns if role == "user"]
     said = user_texts[-1] if user_texts else ""
     pieces, cut = truncate(
         call.answer(f"[continues {continued}] {said}" if continued else said),
         call.body.get("max_output_tokens"),
     )
     status = "incomplete" if cut else "completed"
-    msg_id = new_id("msg_")
     final = _response(call, status)
-    text = "".join(pieces)
-    final["output"] = [_message(msg_id, status, [_text_part(text)])]
-    turns = history + messages
+    final["output"] = [_message(new_id("msg_"), status, [_text_part("".join(pieces))])]
     prompt, cached = account.usage(call.request, turns, call.estimate, len(pieces))
     final["usage"] = _usage(prompt, cached, len(pieces))
     if cut:
         final["incomplete_details"] = {"reason": "max_output_tokens"}
-    if conversation is not None:
-        final["conversation"] = {"id": conversation.obj["id"]}
-    items = _input_items(call.body.get("input"))
-    if conversation is not None:
-        conversation.items.extend([*items, final["output"][0]])
-    if not stored:
-        return await _send(call, final, msg_id, pieces)
-    record = StoredResponse(final, items, [*turns, ("assistant", text)])
-    store.responses.put(final["id"], record)
-    if background and not call.body.get("stream"):
-        record.final, record.started = final, store.clock()
-        record.response = _queued(final)
-        return await call.send_json(record.response)
-    return await _send(call, final, msg_id, pieces)
-
-
-async def _send(
-    call: Call, final: dict[str, Any], msg_id: str, pieces: list[str]
-) -> web.StreamResponse:
-    if call.body.get("stream"):
-        return await call.send_events(_events(final, msg_id, pieces))
-    return await call.send_json(final)
+    return final, pieces
 
 
 def _context(
