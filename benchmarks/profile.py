@@ -140,6 +140,7 @@ def markdown(prices: dict[str, Price]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.profile", description=__doc__)
     parser.add_argument("--duration", type=int, default=10, help="seconds per scenario")
+    parser.add_argument("--raw", type=Path, help="also keep py-spy's raw stacks in this folder")
     args = parser.parse_args(argv)
     prices: dict[str, Price] = {}
     with tempfile.TemporaryDirectory(prefix="switchyard-profile-") as tmp:
@@ -150,6 +151,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             for scenario in (s for s in SCENARIOS if s.connections > 1):
                 prices[scenario.title] = price = profile(router, scenario, args.duration, workdir)
                 print(f"  {scenario.title}: {price[1]:.0f} us/request", file=sys.stderr)
+                if args.raw is not None:
+                    args.raw.mkdir(parents=True, exist_ok=True)
+                    shutil.copy(workdir / f"{scenario.key}.txt", args.raw)
     print(markdown(prices))
     return 0
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import resource
@@ -57,6 +58,7 @@ async def serve(config: Config, *, reuse_port: bool = False) -> None:
             backlog=1024,
         )
         await site.start()
+        _tune_gc()
         log_event("listening", url=_url(runner), pid=os.getpid())
         if metrics_runner is not None:
             await _start_metrics(metrics_runner, config, reuse_port)
@@ -71,6 +73,21 @@ async def serve(config: Config, *, reuse_port: bool = False) -> None:
                 await metrics_runner.cleanup()
             flush_logs()  # the access lines of the drain, before the loop (and its timer) ends
     log_event("stopped")
+
+
+# CPython's default gen0 threshold (700) runs a young collection every few requests at this
+# allocation rate, and every 10th/100th a costlier older one: visible in the tail latency. A
+# larger young generation and the start-up objects moved out of the collector's sight
+# (gc.freeze, as Instagram does for its web servers) keep the collections short and rare.
+_GC_GEN0 = 50_000
+
+
+def _tune_gc() -> None:
+    """Freeze what start-up allocated and collect the young generation less often."""
+    gc.collect()
+    gc.freeze()
+    _, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(_GC_GEN0, gen1, gen2)
 
 
 def _metrics_runner(app: web.Application, config: Config) -> web.AppRunner | None:

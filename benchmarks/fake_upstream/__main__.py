@@ -10,6 +10,8 @@ import uvloop
 from aiohttp import web
 
 from benchmarks.fake_upstream.app import create_app
+from benchmarks.fake_upstream.prefix_cache import OPENAI_BLOCK_TOKENS, OPENAI_MIN_TOKENS
+from benchmarks.fake_upstream.quota import HEADER_MODES
 from benchmarks.fake_upstream.state import DEFAULT_MODELS, FakeConfig
 
 # In-flight streams get this long to finish on shutdown; a fake need not be patient.
@@ -26,13 +28,46 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--record-limit", type=int, default=10_000, help="requests kept for /_fake/requests"
     )
+    _account_args(parser)
     return parser.parse_args(argv)
+
+
+def _account_args(parser: argparse.ArgumentParser) -> None:
+    """The provider account this fake plays: quota, store and prefix cache (see their modules)."""
+    group = parser.add_argument_group("account")
+    group.add_argument("--rpm", type=int, default=None, help="requests per minute (default: off)")
+    group.add_argument("--tpm", type=int, default=None, help="tokens per minute (default: off)")
+    group.add_argument(
+        "--quota-headers", choices=HEADER_MODES, default="openai", help="x-ratelimit-* style"
+    )
+    group.add_argument(
+        "--store-limit", type=int, default=10_000, help="responses and conversations kept"
+    )
+    group.add_argument(
+        "--background-seconds", type=float, default=1.0, help="a background response's run time"
+    )
+    group.add_argument(
+        "--cache-blocks", type=int, default=0, help="prefix cache size in blocks (0: off)"
+    )
+    group.add_argument("--cache-min-tokens", type=int, default=OPENAI_MIN_TOKENS)
+    group.add_argument("--cache-block-tokens", type=int, default=OPENAI_BLOCK_TOKENS)
 
 
 def config_from(args: argparse.Namespace) -> FakeConfig:
     models = tuple(model.strip() for model in args.models.split(",") if model.strip())
     return FakeConfig(
-        name=args.name, api_key=args.api_key, models=models, record_limit=args.record_limit
+        name=args.name,
+        api_key=args.api_key,
+        models=models,
+        record_limit=args.record_limit,
+        rpm=args.rpm,
+        tpm=args.tpm,
+        quota_headers=args.quota_headers,
+        store_limit=args.store_limit,
+        background_seconds=args.background_seconds,
+        cache_blocks=args.cache_blocks,
+        cache_min_tokens=args.cache_min_tokens,
+        cache_block_tokens=args.cache_block_tokens,
     )
 
 

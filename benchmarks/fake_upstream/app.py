@@ -1,9 +1,9 @@
 """``create_app(config)``: routes, the API middleware and the response stamp. Wiring only.
 
 Request path for an API call: middleware (request id, record, auth, inflight and cancel
-accounting, errors to OpenAI JSON) -> ``_endpoint`` wrapper (parse body, pick the fault, apply
-what acts before the first byte) -> the endpoint module. ``/_fake/*`` skips the middleware's
-bookkeeping.
+accounting, errors to OpenAI JSON) -> ``_endpoint`` wrapper (parse body, charge the account's
+quota when the endpoint has a prompt, pick the fault, apply what acts before the first byte) ->
+the endpoint module. ``/_fake/*`` skips the middleware's bookkeeping.
 """
 
 from __future__ import annotations
@@ -11,17 +11,29 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
-from benchmarks.fake_upstream import chat, control, embeddings, models, realtime, responses
-from benchmarks.fake_upstream.call import Call, before_response
+from benchmarks.fake_upstream import (
+    account,
+    chat,
+    control,
+    conversations,
+    embeddings,
+    models,
+    realtime,
+    responses,
+    stored,
+)
+from benchmarks.fake_upstream.call import Call, before_response, model_of
 from benchmarks.fake_upstream.faults import NO_FAULT, Fault
 from benchmarks.fake_upstream.state import CONTEXT, STATE, FakeConfig, FakeState
 from benchmarks.fake_upstream.wire import ApiError, read_json
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Endpoint = Callable[[Call], Awaitable[web.StreamResponse]]
+Estimate = Callable[[dict[str, Any]], int]
 
 _AZURE = "/openai/"
 _CONTROL = "/_fake/"
@@ -36,7 +48,31 @@ _API_ROUTES: list[tuple[str, str, Endpoint]] = [
     ("POST", "/openai/deployments/{deployment}/chat/completions", chat.chat_completions),
     ("POST", "/openai/deployments/{deployment}/embeddings", embeddings.create_embeddings),
     ("POST", "/openai/responses", responses.create_response),
+    *[
+        (method, prefix + path, endpoint)
+        for prefix in ("/v1/responses", "/openai/responses")
+        for method, path, endpoint in (
+            ("GET", "/{response_id}", stored.retrieve_response),
+            ("DELETE", "/{response_id}", stored.delete_response),
+            ("POST", "/{response_id}/cancel", stored.cancel_response),
+            ("GET", "/{response_id}/input_items", stored.list_input_items),
+        )
+    ],
+    ("POST", "/v1/conversations", conversations.create_conversation),
+    ("GET", "/v1/conversations/{conversation_id}", conversations.retrieve_conversation),
+    ("POST", "/v1/conversations/{conversation_id}", conversations.update_conversation),
+    ("DELETE", "/v1/conversations/{conversation_id}", conversations.delete_conversation),
+    ("GET", "/v1/conversations/{conversation_id}/items", conversations.list_items),
+    ("POST", "/v1/conversations/{conversation_id}/items", conversations.create_items),
+    ("GET", "/v1/conversations/{conversation_id}/items/{item_id}", conversations.retrieve_item),
+    ("DELETE", "/v1/conversations/{conversation_id}/items/{item_id}", conversations.delete_item),
 ]
+# The endpoints that spend the account's quota, and how each estimates its prompt at admission.
+_ESTIMATES: dict[Endpoint, Estimate] = {
+    chat.chat_completions: chat.prompt_estimate,
+    embeddings.create_embeddings: embeddings.prompt_estimate,
+    responses.create_response: responses.prompt_estimate,
+}
 # WebSockets: recorded, authenticated and counted by the middleware like the endpoints above.
 _SOCKET_ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "/v1/realtime", realtime.session),
@@ -51,6 +87,14 @@ _CONTROL_ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "/_fake/wait", control.wait),
     ("GET", "/_fake/realtime", control.list_sessions),
     ("DELETE", "/_fake/realtime", control.clear_sessions),
+    ("POST", "/_fake/quota", control.set_quota),
+    ("GET", "/_fake/quota", control.get_quota),
+    ("DELETE", "/_fake/quota", control.clear_quota),
+    ("POST", "/_fake/prefix_cache", control.set_prefix_cache),
+    ("DELETE", "/_fake/prefix_cache", control.clear_prefix_cache),
+    ("POST", "/_fake/store", control.set_store),
+    ("DELETE", "/_fake/store", control.clear_store),
+    ("DELETE", "/_fake/stats", control.clear_stats),
 ]
 
 
@@ -124,17 +168,23 @@ def _check_access(request: web.Request, config: FakeConfig) -> None:
 
 
 def _endpoint(endpoint: Endpoint) -> Handler:
-    """Parse the body, choose the fault (body ``fake``, else the queue), then answer."""
+    """Parse the body, charge the quota, choose the fault (body ``fake``, else the queue), then
+    answer. A refusal by the quota comes before any fault, as the account refuses first."""
+    estimate = _ESTIMATES.get(endpoint)
 
     async def handler(request: web.Request) -> web.StreamResponse:
         state = request.app[STATE]
         body = await read_json(request)
         fault, words = _parse_fake(body.pop("fake", None))
+        tokens = 0
+        if estimate is not None and state.quota is not None:
+            tokens = estimate(body)
+            account.admit(request, model_of(request, body), tokens)
         fault = fault or state.take_fault() or NO_FAULT
         early = await before_response(request, fault)
         if early is not None:
             return early
-        return await endpoint(Call(request, body, fault, words, state.config.name))
+        return await endpoint(Call(request, body, fault, words, state.config.name, tokens))
 
     return handler
 
@@ -160,3 +210,4 @@ async def _stamp(request: web.Request, response: web.StreamResponse) -> None:
     elapsed_ms = int((time.perf_counter() - context.started) * 1000)
     response.headers["x-request-id"] = context.request_id
     response.headers["openai-processing-ms"] = str(elapsed_ms)
+    response.headers.update(context.quota_headers)

@@ -23,21 +23,19 @@ from benchmarks.fake_upstream.wire import JSON_TYPE, ApiError, numbered_words, s
 
 @dataclass(frozen=True, slots=True)
 class Call:
-    """The parsed request: body without ``fake``, the fault in force, ``fake.words``."""
+    """The parsed request: body without ``fake``, the fault in force, ``fake.words``, and the
+    prompt tokens the quota charged at admission (``estimate``)."""
 
     request: web.Request
     body: dict[str, Any]
     fault: Fault
     words: int | None
     name: str
+    estimate: int = 0
 
     @property
     def model(self) -> str:
-        """The body's model; on Azure deployment paths the deployment stands in for it."""
-        model = self.body.get("model") or self.request.match_info.get("deployment")
-        if not isinstance(model, str) or not model:
-            raise ApiError(400, "you must provide a model parameter", param="model")
-        return model
+        return model_of(self.request, self.body)
 
     def answer(self, text: str) -> list[str]:
         """The answer's pieces: f"{name} says: {text}", or "w1 ... wN" with ``fake.words``."""
@@ -83,6 +81,14 @@ class Call:
             await asyncio.sleep(self.fault.linger)
         await response.write_eof()
         return response
+
+
+def model_of(request: web.Request, body: dict[str, Any]) -> str:
+    """The body's model; on Azure deployment paths the deployment stands in for it."""
+    model = body.get("model") or request.match_info.get("deployment")
+    if not isinstance(model, str) or not model:
+        raise ApiError(400, "you must provide a model parameter", param="model")
+    return model
 
 
 def close_connection(request: web.Request) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from benchmarks.fake_upstream import account
 from benchmarks.fake_upstream.call import Call
 from benchmarks.fake_upstream.wire import (
     ApiError,
@@ -35,7 +36,8 @@ async def chat_completions(call: Call) -> web.StreamResponse:
         limit = call.body.get("max_tokens")
     pieces, cut = truncate(call.answer(_last_user_text(messages)), limit)
     finish = "length" if cut else "stop"
-    usage = _usage(_prompt_words(messages), len(pieces))
+    prompt, cached = account.usage(call.request, _turns(messages), call.estimate, len(pieces))
+    usage = _usage(prompt, cached, len(pieces))
     base = {
         "id": new_id("chatcmpl-"),
         "object": "chat.completion",
@@ -83,20 +85,28 @@ def _last_user_text(messages: list[Any]) -> str:
     return ""
 
 
-def _prompt_words(messages: list[Any]) -> int:
-    words = sum(
-        count_words(parts_text(message.get("content"), _TEXT_PARTS))
+def prompt_estimate(body: dict[str, Any]) -> int:
+    """The tokens the quota charges at admission: the words of every message."""
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        return 1
+    return max(sum(count_words(text) for _, text in _turns(messages)), 1)
+
+
+def _turns(messages: list[Any]) -> list[tuple[str, str]]:
+    """(role, text) of each message: the prompt, as ``usage`` and the prefix cache count it."""
+    return [
+        (str(message.get("role", "")), parts_text(message.get("content"), _TEXT_PARTS))
         for message in messages
         if isinstance(message, dict)
-    )
-    return max(words, 1)
+    ]
 
 
-def _usage(prompt: int, completion: int) -> dict[str, Any]:
+def _usage(prompt: int, cached: int, completion: int) -> dict[str, Any]:
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0},
         "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0},
     }

@@ -1,4 +1,6 @@
-"""The ``/_fake/`` control API: script faults, read what arrived, wait for disconnects.
+"""The ``/_fake/`` control API: script faults, read what arrived, wait for disconnects, and
+set the account's parts: its quota (``/_fake/quota``), its prefix cache
+(``/_fake/prefix_cache``) and its store (``/_fake/store``).
 
 No auth here: these endpoints exist for tests and benchmarks, never for the router.
 """
@@ -6,10 +8,17 @@ No auth here: these endpoints exist for tests and benchmarks, never for the rout
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from aiohttp import web
 
 from benchmarks.fake_upstream.faults import Fault
+from benchmarks.fake_upstream.prefix_cache import (
+    OPENAI_BLOCK_TOKENS,
+    OPENAI_MIN_TOKENS,
+    PrefixCache,
+)
+from benchmarks.fake_upstream.quota import HEADER_MODES
 from benchmarks.fake_upstream.state import STATE
 from benchmarks.fake_upstream.wire import ApiError, json_response, read_json
 
@@ -93,3 +102,98 @@ def _number(request: web.Request, name: str, default: float) -> float:
         return float(request.query.get(name, default))
     except ValueError:
         raise ApiError(400, f"'{name}' must be a number.", param=name) from None
+
+
+async def set_quota(request: web.Request) -> web.Response:
+    """``{"rpm": N|null, "tpm": N|null, "headers": "openai"|"azure"|"none"}``: a fresh quota
+    (full buckets); both limits null (or 0) turn it off. Answers as ``GET``."""
+    state = request.app[STATE]
+    body = await read_json(request)
+    headers = body.get("headers", "openai")
+    if headers not in HEADER_MODES:
+        raise ApiError(400, f"'headers' must be one of {', '.join(HEADER_MODES)}.", param="headers")
+    state.set_quota(_limit(body, "rpm"), _limit(body, "tpm"), headers)
+    return _quota_summary(request)
+
+
+async def get_quota(request: web.Request) -> web.Response:
+    return _quota_summary(request)
+
+
+async def clear_quota(request: web.Request) -> web.Response:
+    request.app[STATE].quota = None
+    return _quota_summary(request)
+
+
+def _quota_summary(request: web.Request) -> web.Response:
+    quota = request.app[STATE].quota
+    off = {"rpm": None, "tpm": None, "headers": None}
+    return json_response(off if quota is None else quota.snapshot())
+
+
+async def set_prefix_cache(request: web.Request) -> web.Response:
+    """``{"blocks": N, "min_tokens": M, "block_tokens": B}``: a fresh, empty cache of N blocks
+    (0 turns it off; M and B default to OpenAI's 1024 and 128)."""
+    state = request.app[STATE]
+    body = await read_json(request)
+    blocks = _limit(body, "blocks") or 0
+    block_tokens = _limit(body, "block_tokens") or OPENAI_BLOCK_TOKENS
+    min_tokens = _limit(body, "min_tokens") or OPENAI_MIN_TOKENS
+    state.prefix_cache = PrefixCache(blocks, min_tokens, block_tokens) if blocks else None
+    return _cache_summary(request)
+
+
+async def clear_prefix_cache(request: web.Request) -> web.Response:
+    request.app[STATE].prefix_cache = None
+    return _cache_summary(request)
+
+
+def _cache_summary(request: web.Request) -> web.Response:
+    cache = request.app[STATE].prefix_cache
+    if cache is None:
+        return json_response({"blocks": 0})
+    return json_response(
+        {
+            "blocks": cache.capacity,
+            "min_tokens": cache.min_tokens,
+            "block_tokens": cache.block_tokens,
+            "cached_blocks": len(cache),
+        }
+    )
+
+
+async def set_store(request: web.Request) -> web.Response:
+    """``{"background_seconds": S}``: how long a background response takes from now on."""
+    store = request.app[STATE].store
+    body = await read_json(request)
+    seconds = body.get("background_seconds", store.background_seconds)
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+        message = "'background_seconds' must be a non-negative number."
+        raise ApiError(400, message, param="background_seconds")
+    store.background_seconds = float(seconds)
+    return json_response({"background_seconds": store.background_seconds, **store.stats()})
+
+
+async def clear_store(request: web.Request) -> web.Response:
+    """Forget every stored response and conversation."""
+    store = request.app[STATE].store
+    store.clear()
+    return json_response({"background_seconds": store.background_seconds, **store.stats()})
+
+
+async def clear_stats(request: web.Request) -> web.Response:
+    """Zero the usage and refusal counters (not ``requests``/``cancelled``, which tests read as
+    deltas)."""
+    state = request.app[STATE]
+    state.usage = dict.fromkeys(state.usage, 0)
+    state.refused = dict.fromkeys(state.refused, 0)
+    return json_response(state.stats())
+
+
+def _limit(body: dict[str, Any], key: str) -> int | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ApiError(400, f"'{key}' must be a non-negative integer or null.", param=key)
+    return value

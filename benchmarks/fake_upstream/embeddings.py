@@ -46,6 +46,14 @@ async def create_embeddings(call: Call) -> web.StreamResponse:
     )
 
 
+def prompt_estimate(body: dict[str, Any]) -> int:
+    """The tokens the quota charges at admission: the input's words or token ids."""
+    try:
+        return max(sum(_tokens(item) for item in _items(body.get("input"))), 1)
+    except ApiError:
+        return 1
+
+
 def vector(item: str | list[int], dimensions: int) -> list[float]:
     """The fake embedding of one input item: ``dimensions`` values in [-1, 1)."""
     key = item.encode() if isinstance(item, str) else orjson.dumps(item)

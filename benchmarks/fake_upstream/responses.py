@@ -4,6 +4,14 @@ The answer is one assistant message with one ``output_text`` part. ``max_output_
 and makes the response "incomplete", as OpenAI does. Streams are typed ``event:`` lines with a
 ``sequence_number`` counting from 0, ending with ``response.completed`` (or
 ``response.incomplete``); there is no ``[DONE]`` in this API.
+
+State, as one OpenAI account keeps it (see ``store``): a response is stored unless
+``store: false``, streamed or not. ``previous_response_id`` continues a stored response (400
+``previous_response_not_found`` when this instance does not hold it) and ``conversation``
+continues a conversation (404 when unknown), which then gets this turn's items; both make the
+earlier turns part of the prompt (its tokens and its cache), and the answer says what it
+continued: "alpha says: [continues resp_...] text". ``background: true`` answers ``queued`` at
+once and completes later (``stored`` serves retrieve and cancel).
 """
 
 from __future__ import annotations
@@ -15,27 +23,108 @@ from typing import Any
 
 from aiohttp import web
 
+from benchmarks.fake_upstream import account
 from benchmarks.fake_upstream.call import Call
-from benchmarks.fake_upstream.wire import count_words, new_id, parts_text, sse_event, truncate
+from benchmarks.fake_upstream.state import STATE
+from benchmarks.fake_upstream.store import (
+    TEXT_PARTS,
+    Conversation,
+    Store,
+    StoredResponse,
+    as_items,
+    message_item,
+)
+from benchmarks.fake_upstream.wire import (
+    ApiError,
+    count_words,
+    new_id,
+    parts_text,
+    sse_event,
+    truncate,
+)
 
-_TEXT_PARTS = ("input_text", "text", "output_text")
+_EXCLUSIVE = (
+    "Mutually exclusive parameters: Ensure you are only providing one of:"
+    " 'previous_response_id' or 'conversation'."
+)
+
+
+def prompt_estimate(body: dict[str, Any]) -> int:
+    """The tokens the quota charges at admission: the words of the request's own input."""
+    return max(sum(count_words(text) for _, text in _input_messages(body.get("input"))), 1)
 
 
 async def create_response(call: Call) -> web.StreamResponse:
-    messages = _input_messages(call.body.get("input"))
-    user_texts = [text for role, text in messages if role == "user"]
-    answer = call.answer(user_texts[-1] if user_texts else "")
-    pieces, cut = truncate(answer, call.body.get("max_output_tokens"))
+    store = call.request.app[STATE].store
+    background, stored = bool(call.body.get("background")), call.body.get("store", True)
+    if background and not stored:
+        raise ApiError(400, "Background mode requires 'store' to be true.", param="background")
+    history, continued, conversation = _context(store, call.body)
+    turns = history + _input_messages(call.body.get("input"))
+    final, pieces = _answer(call, turns, continued)
+    items = _input_items(call.body.get("input"))
+    if conversation is not None:
+        final["conversation"] = {"id": conversation.obj["id"]}
+        conversation.items.extend([*items, final["output"][0]])
+    if stored:
+        record = StoredResponse(final, items, [*turns, ("assistant", "".join(pieces))])
+        store.responses.put(final["id"], record)
+        if background and not call.body.get("stream"):
+            record.final, record.started = final, store.clock()
+            record.response = _queued(final)
+            return await call.send_json(record.response)
+    if call.body.get("stream"):
+        return await call.send_events(_events(final, final["output"][0]["id"], pieces))
+    return await call.send_json(final)
+
+
+def _answer(
+    call: Call, turns: list[tuple[str, str]], continued: str | None
+) -> tuple[dict[str, Any], list[str]]:
+    """The finished Response object for this prompt, and its output's pieces."""
+    user_texts = [text for role, text in turns if role == "user"]
+    said = user_texts[-1] if user_texts else ""
+    pieces, cut = truncate(
+        call.answer(f"[continues {continued}] {said}" if continued else said),
+        call.body.get("max_output_tokens"),
+    )
     status = "incomplete" if cut else "completed"
-    msg_id = new_id("msg_")
     final = _response(call, status)
-    final["output"] = [_message(msg_id, status, [_text_part("".join(pieces))])]
-    final["usage"] = _usage(max(sum(count_words(text) for _, text in messages), 1), len(pieces))
+    final["output"] = [_message(new_id("msg_"), status, [_text_part("".join(pieces))])]
+    prompt, cached = account.usage(call.request, turns, call.estimate, len(pieces))
+    final["usage"] = _usage(prompt, cached, len(pieces))
     if cut:
         final["incomplete_details"] = {"reason": "max_output_tokens"}
-    if call.body.get("stream"):
-        return await call.send_events(_events(final, msg_id, pieces))
-    return await call.send_json(final)
+    return final, pieces
+
+
+def _context(
+    store: Store, body: dict[str, Any]
+) -> tuple[list[tuple[str, str]], str | None, Conversation | None]:
+    """The turns before this request, the response id it continues, the conversation it joins."""
+    previous, named = body.get("previous_response_id"), body.get("conversation")
+    if previous is not None and named is not None:
+        raise ApiError(400, _EXCLUSIVE, param="conversation")
+    if isinstance(previous, str):
+        return list(store.previous(previous).history), previous, None
+    conversation_id = named.get("id") if isinstance(named, dict) else named
+    if isinstance(conversation_id, str):
+        conversation = store.conversation(conversation_id)
+        return conversation.history(), None, conversation
+    return [], None, None
+
+
+def _queued(final: dict[str, Any]) -> dict[str, Any]:
+    """A background response as first answered: queued, nothing produced yet."""
+    return {
+        **final,
+        "status": "queued",
+        "background": True,
+        "output": [],
+        "usage": None,
+        "completed_at": None,
+        "incomplete_details": None,
+    }
 
 
 def _events(final: dict[str, Any], msg_id: str, pieces: list[str]) -> Iterator[bytes]:
@@ -70,10 +159,17 @@ def _input_messages(items: object) -> list[tuple[str, str]]:
     if not isinstance(items, list):
         return []
     return [
-        (str(item.get("role", "")), parts_text(item.get("content"), _TEXT_PARTS))
+        (str(item.get("role", "")), parts_text(item.get("content"), TEXT_PARTS))
         for item in items
         if isinstance(item, dict) and item.get("type", "message") == "message"
     ]
+
+
+def _input_items(items: object) -> list[dict[str, Any]]:
+    """The input as stored items; a plain string is one user message."""
+    if isinstance(items, str):
+        return [message_item("user", [{"type": "input_text", "text": items}])]
+    return as_items(items) if isinstance(items, list) else []
 
 
 def _response(call: Call, status: str) -> dict[str, Any]:
@@ -86,7 +182,7 @@ def _response(call: Call, status: str) -> dict[str, Any]:
         "created_at": now,
         "completed_at": now if status == "completed" else None,
         "status": status,
-        "background": False,
+        "background": bool(body.get("background")),
         "error": None,
         "incomplete_details": None,
         "instructions": body.get("instructions"),
@@ -126,10 +222,10 @@ def _text_part(text: str) -> dict[str, Any]:
     return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
 
 
-def _usage(input_tokens: int, output_tokens: int) -> dict[str, Any]:
+def _usage(input_tokens: int, cached: int, output_tokens: int) -> dict[str, Any]:
     return {
         "input_tokens": input_tokens,
-        "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+        "input_tokens_details": {"cached_tokens": cached, "cache_write_tokens": 0},
         "output_tokens": output_tokens,
         "output_tokens_details": {"reasoning_tokens": 0},
         "total_tokens": input_tokens + output_tokens,

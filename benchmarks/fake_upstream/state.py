@@ -1,4 +1,6 @@
-"""Per-instance state: configuration, counters, the fault script and the request log.
+"""Per-instance state: configuration, counters, the fault script, the request log, and the
+account's parts: its quota (``quota``), its stored responses and conversations (``store``) and
+its prompt prefix cache (``prefix_cache``).
 
 All mutation is synchronous (no ``await`` in here), so handlers never see half-updated state.
 """
@@ -14,18 +16,34 @@ from typing import Any
 from aiohttp import web
 
 from benchmarks.fake_upstream.faults import Fault
+from benchmarks.fake_upstream.prefix_cache import (
+    OPENAI_BLOCK_TOKENS,
+    OPENAI_MIN_TOKENS,
+    PrefixCache,
+)
+from benchmarks.fake_upstream.quota import HeaderMode, Quota
+from benchmarks.fake_upstream.store import Store
 
 DEFAULT_MODELS = ("gpt-4o", "gpt-4o-mini", "text-embedding-3-small")
 
 
 @dataclass(frozen=True, slots=True)
 class FakeConfig:
-    """What the command line sets: the name shown in answers, the key, the model list."""
+    """What the command line sets: the name shown in answers, the key, the model list, and the
+    account's quota, store and prefix cache (all off or empty by default)."""
 
     name: str = "fake"
     api_key: str | None = None
     models: tuple[str, ...] = DEFAULT_MODELS
     record_limit: int = 10_000
+    rpm: int | None = None
+    tpm: int | None = None
+    quota_headers: HeaderMode = "openai"
+    store_limit: int = 10_000
+    background_seconds: float = 1.0
+    cache_blocks: int = 0
+    cache_min_tokens: int = OPENAI_MIN_TOKENS
+    cache_block_tokens: int = OPENAI_BLOCK_TOKENS
 
 
 @dataclass(slots=True)
@@ -63,6 +81,7 @@ class RequestContext:
     request_id: str
     started: float = field(default_factory=time.perf_counter)
     self_closed: bool = False  # a fault closed the connection on purpose: not a cancellation
+    quota_headers: dict[str, str] = field(default_factory=dict)  # stamped on the answer
 
 
 class FakeState:
@@ -80,6 +99,16 @@ class FakeState:
         self.sessions: deque[SessionRecord] = deque(maxlen=config.record_limit or None)
         self._session_ids = 0
         self._ended_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self.quota: Quota | None = None
+        self.set_quota(config.rpm, config.tpm, config.quota_headers)
+        self.store = Store(config.store_limit, config.background_seconds)
+        self.prefix_cache: PrefixCache | None = None
+        if config.cache_blocks > 0:
+            self.prefix_cache = PrefixCache(
+                config.cache_blocks, config.cache_min_tokens, config.cache_block_tokens
+            )
+        self.usage = {"prompt_tokens": 0, "cached_tokens": 0, "completion_tokens": 0}
+        self.refused = {"requests": 0, "tokens": 0}
 
     def __repr__(self) -> str:
         return (
@@ -166,8 +195,26 @@ class FakeState:
             self._ended_waiters.append((threshold, future))
         return future
 
+    def set_quota(self, rpm: int | None, tpm: int | None, headers: HeaderMode) -> None:
+        """A fresh quota (full buckets), or none when neither limit is set."""
+        self.quota = Quota(rpm, tpm, headers, time.monotonic) if rpm or tpm else None
+
+    def note_usage(self, prompt: int, cached: int, completion: int) -> None:
+        self.usage["prompt_tokens"] += prompt
+        self.usage["cached_tokens"] += cached
+        self.usage["completion_tokens"] += completion
+
     def stats(self) -> dict[str, int]:
-        return {"requests": self.requests, "inflight": self.inflight, "cancelled": self.cancelled}
+        return {
+            "requests": self.requests,
+            "inflight": self.inflight,
+            "cancelled": self.cancelled,
+            "refused_429": sum(self.refused.values()),
+            "refused_requests": self.refused["requests"],
+            "refused_tokens": self.refused["tokens"],
+            **self.usage,
+            **self.store.stats(),
+        }
 
 
 STATE = web.AppKey("fake_state", FakeState)

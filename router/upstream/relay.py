@@ -149,7 +149,12 @@ async def _forward_events(
 
 
 def _ends(chunk: bytes, ends: tuple[bytes, ...]) -> bool:
-    return any(marker in chunk for marker in ends)
+    # A loop, not any() over a generator: called per chunk, and the generator costs twice the
+    # tests (~0.3 us a chunk, ~3 us a chat stream of 11 events).
+    for marker in ends:  # noqa: SIM110 (the cost, above)
+        if marker in chunk:
+            return True
+    return False
 
 
 def _split_at_event_end(data: bytes) -> tuple[bytes, bytes]:

@@ -42,9 +42,18 @@ class Fake:
         return f"{self.url}/v1"
 
     def reset(self) -> None:
-        self.http.delete("/_fake/faults").raise_for_status()
-        self.http.delete("/_fake/requests").raise_for_status()
-        self.http.delete("/_fake/realtime").raise_for_status()
+        """No faults, nothing recorded; the account back to no quota, no prefix cache, an empty
+        store and zero usage and refusal counters."""
+        for path in (
+            "/_fake/faults",
+            "/_fake/requests",
+            "/_fake/realtime",
+            "/_fake/quota",
+            "/_fake/prefix_cache",
+            "/_fake/store",
+            "/_fake/stats",
+        ):
+            self.http.delete(path).raise_for_status()
 
     def fail_next(self, *faults: dict[str, Any]) -> None:
         self.http.post("/_fake/faults", json={"next": list(faults)}).raise_for_status()
@@ -73,8 +82,37 @@ class Fake:
         return data
 
     def stats(self) -> dict[str, int]:
+        """Counters: requests, inflight, cancelled, refused_429 (refused_requests,
+        refused_tokens), prompt_tokens, cached_tokens, completion_tokens, stored_responses,
+        conversations."""
         data: dict[str, int] = self.http.get("/_fake/stats").json()
         return data
+
+    def set_quota(
+        self, rpm: int | None = None, tpm: int | None = None, headers: str = "openai"
+    ) -> dict[str, Any]:
+        """Play an account with this quota from now on (full buckets); see its module."""
+        body = {"rpm": rpm, "tpm": tpm, "headers": headers}
+        response = self.http.post("/_fake/quota", json=body)
+        response.raise_for_status()
+        data: dict[str, Any] = response.json()
+        return data
+
+    def quota(self) -> dict[str, Any]:
+        """rpm, tpm, headers, remaining_requests, remaining_tokens (nulls when off)."""
+        data: dict[str, Any] = self.http.get("/_fake/quota").json()
+        return data
+
+    def set_prefix_cache(
+        self, blocks: int, min_tokens: int | None = None, block_tokens: int | None = None
+    ) -> None:
+        """A fresh prefix cache of ``blocks`` blocks (0: off); defaults are OpenAI's 1024/128."""
+        body = {"blocks": blocks, "min_tokens": min_tokens, "block_tokens": block_tokens}
+        self.http.post("/_fake/prefix_cache", json=body).raise_for_status()
+
+    def set_background_seconds(self, seconds: float) -> None:
+        """How long a ``background: true`` response takes to complete, from now on."""
+        self.http.post("/_fake/store", json={"background_seconds": seconds}).raise_for_status()
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,18 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT = 15.0
+ACCOUNT_OPTIONS = frozenset(
+    {
+        "rpm",
+        "tpm",
+        "quota_headers",
+        "store_limit",
+        "background_seconds",
+        "cache_blocks",
+        "cache_min_tokens",
+        "cache_block_tokens",
+    }
+)
 
 
 @contextmanager
@@ -25,9 +37,13 @@ def fake_upstream(
     api_key: str | None = None,
     models: Sequence[str] | None = None,
     extra_args: Sequence[str] = (),
+    **account: int | float | str | None,
 ) -> Iterator[str]:
     """Run ``python -m benchmarks.fake_upstream`` on 127.0.0.1 and yield "http://127.0.0.1:PORT".
 
+    ``account`` sets the account's options by name: ``rpm``, ``tpm``, ``quota_headers``,
+    ``store_limit``, ``background_seconds``, ``cache_blocks``, ``cache_min_tokens``,
+    ``cache_block_tokens`` (``rpm=10`` becomes ``--rpm 10``; None leaves the default).
     The process gets SIGTERM on exit (SIGKILL if it lingers).
     """
     args = [sys.executable, "-m", "benchmarks.fake_upstream", "--host", "127.0.0.1"]
@@ -36,6 +52,11 @@ def fake_upstream(
         args += ["--api-key", api_key]
     if models is not None:
         args += ["--models", ",".join(models)]
+    for option, value in account.items():
+        if option not in ACCOUNT_OPTIONS:
+            raise TypeError(f"unknown fake upstream option: {option}")
+        if value is not None:
+            args += ["--" + option.replace("_", "-"), str(value)]
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]),

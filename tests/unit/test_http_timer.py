@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 
 from router.upstream.http.dns import Address, Resolver
+from router.upstream.http.response import Limits, Response
 from router.upstream.http.timer import LazyTimer
 from tests.http_script import on_uvloop
 
@@ -80,3 +82,23 @@ async def test_resolver_asks_again_after_the_ttl() -> None:
     await resolver.resolve("127.0.0.1", 80)
     await resolver.resolve("127.0.0.1", 80)
     assert resolver.lookups == 2
+
+
+@on_uvloop
+async def test_a_finished_response_is_freed_without_the_cyclic_collector() -> None:
+    # A response holds its timer, which held the response's bound expiry: a cycle per request
+    # that only the cyclic GC freed (its 30 ms pauses were the router's p99 under load).
+    loop = asyncio.get_running_loop()
+    gc.collect()
+    gc.disable()
+    try:
+        for ended in (True, False):  # read to its end; closed early (a client that left)
+            response = Response(loop, Limits(), loop.time())
+            response.on_head(200, {})
+            if ended:
+                response.on_end(keep_alive=True)
+            response.close()
+            del response
+        assert not [obj for obj in gc.get_objects() if type(obj) is Response]
+    finally:
+        gc.enable()

@@ -115,7 +115,7 @@ class Response:
 
     def on_end(self, keep_alive: bool) -> None:
         self._ended = True
-        self._timer.cancel()
+        self._timer.close()  # nothing sets it after the end
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.finished(keep_alive)
@@ -178,7 +178,7 @@ class Response:
         self._size = 0
 
     def _drop_connection(self) -> None:
-        self._timer.cancel()
+        self._timer.close()  # nothing sets it after a failure or a close
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.abandon()

@@ -14,6 +14,10 @@ import math
 from collections.abc import Callable
 
 
+def _spent() -> None:
+    """What a closed timer would call (it never arms again, but stays callable)."""
+
+
 class LazyTimer:
     """Calls ``expire`` once the loop's clock passes ``deadline`` (which may move).
 
@@ -41,6 +45,16 @@ class LazyTimer:
             self._handle.cancel()
             self._handle = None
             self._armed_at = math.inf
+
+    def close(self) -> None:
+        """Cancel for good, and let go of ``expire``.
+
+        ``expire`` is usually a bound method of the timer's owner, which holds the timer: a
+        reference cycle that only the cyclic collector could free. At ~4 objects per request
+        that was most of the young generation's garbage, and its collections were the router's
+        p99 (30 ms pauses under load). Closed, the owner is freed by its reference count."""
+        self.cancel()
+        self._expire = _spent
 
     def _arm(self, when: float) -> None:
         if self._handle is not None:
