@@ -59,7 +59,7 @@ STEPS: tuple[tuple[str, Callable[[Frame], bool]], ...] = (
     ("upstream headers", _named("handlers/proxy.py", "forward_headers")),
     ("upstream client", _in("aiohttp/client", "aiohttp/connector", "router/upstream/http/")),
     ("forwarder (retries, attempt)", _in("upstream/forward.py", "upstream/backend.py")),
-    ("forwarder (retries, attempt)", _in("tenacity/")),
+    ("forwarder (retries, attempt)", _in("upstream/report.py")),
     ("relay (response to client)", _in("upstream/relay.py", "upstream/reply.py")),
     ("metrics (record, usage tap)", _in("router/metrics/", "upstream/streamtap.py")),
     ("metrics (record, usage tap)", _in("router/usage.py")),

@@ -12,16 +12,15 @@ during an outage retries add at most ``budget_percent`` to the load, not a multi
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import math
+import random
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TypeVar
 
 import orjson
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
-from tenacity.stop import stop_base
-from tenacity.wait import wait_random_exponential
 
 from balancers import BackendState, RetryBudget
 from router.config import RetryConfig
@@ -29,20 +28,19 @@ from router.context import RequestContext
 from router.endpoints import Endpoint
 from router.errors import RouterError, ServiceUnavailable
 from router.metrics import METRICS_OFF, Recorder
+from router.upstream import report
 from router.upstream.backend import Backend
 from router.upstream.errors import (
+    TRANSPORT_ERRORS,
     PoolExhausted,
     Retryable,
-    from_exception,
     from_status,
     parse_retry_after,
     retryable_status,
 )
-from router.upstream.http import HttpClientError, UpstreamResponse
+from router.upstream.http import UpstreamResponse
 from router.upstream.reply import Reply
 from router.upstream.route import Route
-
-_TRANSPORT_ERRORS = (HttpClientError, TimeoutError)
 
 T = TypeVar("T")
 Attempt = Callable[[Backend, Route], Awaitable[T]]
@@ -50,46 +48,13 @@ Attempt = Callable[[Backend, Route], Awaitable[T]]
 better) or a RouterError (final)."""
 
 
-class _StopRetrying(stop_base):
-    """Stop when the attempts are used, no untried backend is left, or the budget is spent.
-
-    ``done`` counts the attempts made before tenacity took over (the first one).
-    """
-
-    def __init__(
-        self,
-        attempts: int,
-        done: int,
-        untried: Callable[[], bool],
-        budget: RetryBudget,
-        exhausted: Callable[[], None],
-    ) -> None:
-        self._attempts = attempts
-        self._done = done
-        self._untried = untried
-        self._budget = budget
-        self._exhausted = exhausted
-
-    def __call__(self, retry_state: RetryCallState) -> bool:
-        return self.after(self._done + retry_state.attempt_number)
-
-    def after(self, attempts_made: int) -> bool:
-        if attempts_made >= self._attempts or not self._untried():
-            return True
-        if self._budget.try_withdraw():
-            return False
-        self._exhausted()
-        return True
-
-
 class Forwarder:
     """Owns the retry policy and budget of one router process."""
 
     def __init__(self, config: RetryConfig, metrics: Recorder = METRICS_OFF) -> None:
         self._attempts = config.attempts
-        self._wait = wait_random_exponential(
-            multiplier=config.backoff_initial, max=config.backoff_max
-        )
+        self._backoff_initial = config.backoff_initial
+        self._backoff_max = config.backoff_max
         self.budget = RetryBudget(
             percent=config.budget_percent,
             window=config.budget_window,
@@ -104,8 +69,8 @@ class Forwarder:
         """The first good result of ``attempt`` along ``chain`` (an HTTP reply, a dialed
         WebSocket), or the last failure as a RouterError.
 
-        Most requests succeed at once, so each pool's first try runs outside tenacity, whose
-        machinery costs ~11 µs a request; only a failed try builds the retry loop.
+        Most requests succeed at once, so each pool's first try is made here; only a failed
+        try enters the retry loop.
         """
         self.budget.deposit()
         last: Retryable | None = None
@@ -137,34 +102,40 @@ class Forwarder:
         ctx: RequestContext,
     ) -> T:
         """Retries on the pool's other backends: the first at once (failover, as Envoy does
-        across hosts), later ones after a jittered backoff; raises the last failure."""
-        model = route.model
-        stop = _StopRetrying(
-            self._attempts,
-            1,
-            lambda: len(tried) < len(route.pool.backends),
-            self.budget,
-            lambda: self._budget_exhausted(model),
-        )
-        if stop.after(1):
-            raise failure
-        last = [failure]
+        across hosts), later ones after a jittered backoff; raises the last failure.
 
-        async def retry() -> T:
-            self._metrics.retried(model, last[0].reason)
+        A plain loop, not tenacity: the stop rule spends from the shared retry budget and the
+        last failure must outlive a pool left with no backend to try, which tenacity's
+        callbacks could only hold in state kept beside them; the loop also builds nothing."""
+        made = 1  # the pool's first try, made by forward()
+        while self._may_retry(made, route, tried):
+            if made > 1:
+                await asyncio.sleep(self.backoff(made - 1))
+            made += 1
+            self._metrics.retried(route.model, failure.reason)
             try:
                 return await _try(route, tried, attempt, ctx)
+            except PoolExhausted:  # every backend left is busy probing: the last failure stands
+                break
             except Retryable as exc:
-                last[0] = exc
-                raise
+                failure = exc
+        raise failure
 
-        retrying = AsyncRetrying(
-            stop=stop, wait=self._wait, retry=retry_if_exception_type(Retryable), reraise=True
-        )
-        try:
-            return await retrying(retry)
-        except PoolExhausted:  # every backend left is busy probing: the last failure stands
-            raise last[0] from None
+    def _may_retry(self, made: int, route: Route, tried: set[BackendState]) -> bool:
+        """Another try after ``made`` attempts? Not past the attempts per pool, not without an
+        untried backend, and only with a withdrawal from the retry budget."""
+        if made >= self._attempts or len(tried) >= len(route.pool.backends):
+            return False
+        if self.budget.try_withdraw():
+            return True
+        self._budget_exhausted(route.model)
+        return False
+
+    def backoff(self, retry: int) -> float:
+        """The pause before the ``retry``-th delayed retry: "full jitter" over an exponential
+        cap (AWS's backoff-and-jitter analysis; what tenacity's wait_random_exponential draws)."""
+        cap = min(self._backoff_max, self._backoff_initial * 2 ** (retry - 1))
+        return random.uniform(0, cap)
 
     def _fall_back(self, model: str, fallback: str, last: Retryable | None, unsent: bool) -> bool:
         """May the request go on to ``fallback``? Spends from the retry budget, unless nothing
@@ -240,13 +211,12 @@ async def _attempt(
                 reply.done = time.monotonic()
             return reply
         refused = await _refused(backend, response, first_byte)
-    except _TRANSPORT_ERRORS as exc:
+    except TRANSPORT_ERRORS as exc:
         _release(backend, response)
-        backend.state.on_failure(time.monotonic())
-        raise from_exception(exc, backend.name) from exc
+        raise report.failed(backend.state, exc, backend.name) from exc
     except BaseException:  # cancelled: the client went away, there is no outcome to report
         _release(backend, response)
-        backend.state.on_abandoned(time.monotonic())
+        report.abandoned(backend.state)
         raise
     _release(backend, response)
     raise refused
@@ -256,24 +226,20 @@ def _accepted(
     backend: Backend, response: UpstreamResponse, started: float, first_byte: float
 ) -> Reply:
     """A usable answer (2xx, or a 4xx about the request itself): the backend is healthy."""
-    backend.state.observe(first_byte - started, first_byte)
-    backend.state.on_success(first_byte)
+    report.answered(backend.state, first_byte, first_byte - started)
     return Reply(backend, response, started, first_byte)
 
 
 async def _refused(backend: Backend, response: UpstreamResponse, now: float) -> Retryable:
     """Record a "not now" status on the backend's health and say what the client would see."""
-    retry_after = parse_retry_after(response.headers)
-    if response.status == 429:
-        backend.state.on_rate_limited(now, retry_after)
-    else:
-        backend.state.on_failure(now)
+    error = from_status(response.status, backend.name, parse_retry_after(response.headers))
+    report.refused(backend.state, error, response.status, now)
     # Read the small error body so the keep-alive connection can be reused, then drop it:
     # an upstream error body is never shown to the client (it can quote our upstream key).
-    with contextlib.suppress(*_TRANSPORT_ERRORS):
+    with contextlib.suppress(*TRANSPORT_ERRORS):
         await response.read()
     response.close()
-    return from_status(response.status, backend.name, retry_after)
+    return error
 
 
 def _release(backend: Backend, response: UpstreamResponse | None) -> None:
