@@ -181,7 +181,9 @@ def test_a_field_error_from_the_api_shows_next_to_that_field(
     keys.dialog.get_by_role("button", name="Create key").click()
 
     rpm = keys.dialog.get_by_label("Requests per minute")
-    message = "Invalid 'limits.rpm': expected an integer, 0 or more, or null."
+    message = (
+        "Invalid 'limits.rpm': expected an integer from 0 to 1000000000000, or null (no limit)."
+    )
     expect(rpm).to_have_accessible_description(message)
     expect(rpm).to_have_attribute("aria-invalid", "true")
     expect(rpm).to_be_focused()
