@@ -14,6 +14,7 @@ import pytest
 from router.auth.keyformat import parse_key
 from tests.functional.fake_process import fake_upstream
 from tests.functional.router_process import RouterProcess, router_process
+from tests.redis_server import RedisServer
 
 CLIENT_KEY = "sk-test-client-key-0123456789"
 LIMITED_KEY = "sk-test-limited-key-0123456789"
@@ -113,6 +114,13 @@ class Fake:
     def set_background_seconds(self, seconds: float) -> None:
         """How long a ``background: true`` response takes to complete, from now on."""
         self.http.post("/_fake/store", json={"background_seconds": seconds}).raise_for_status()
+
+
+@pytest.fixture(scope="module")
+def private_redis() -> Iterator[RedisServer]:
+    """A redis-server of the module's own (never the shared one); tests flush what they use."""
+    with RedisServer() as running:
+        yield running
 
 
 @pytest.fixture(scope="session")

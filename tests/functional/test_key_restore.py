@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio
@@ -35,26 +35,20 @@ class Router:
         return self.store.snapshot
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[RedisServer]:
-    with RedisServer() as running:
-        yield running
-
-
 @pytest.fixture
-async def redis_client(server: RedisServer) -> AsyncIterator[redis.asyncio.Redis]:
-    client = redis.asyncio.Redis.from_url(server.url)
+async def redis_client(private_redis: RedisServer) -> AsyncIterator[redis.asyncio.Redis]:
+    client = redis.asyncio.Redis.from_url(private_redis.url)
     await client.flushall()
     yield client
     await client.aclose()
 
 
 @pytest.fixture
-async def routers(server: RedisServer) -> AsyncIterator[list[Router]]:
+async def routers(private_redis: RedisServer) -> AsyncIterator[list[Router]]:
     """Three routers on one Redis, none with a snapshot yet."""
     made = []
     for _ in range(3):
-        store = RestoringStore(RedisStore.from_url(server.url), KeySnapshot())
+        store = RestoringStore(RedisStore.from_url(private_redis.url), KeySnapshot())
         made.append(Router(store, KeyService(store)))
     yield made
     for router in made:
@@ -167,7 +161,7 @@ async def test_a_router_that_knows_nothing_claims_nothing(routers, redis_client)
     assert len(a.snapshot) == 1
 
 
-async def test_without_persistence_redis_gets_a_warning(server, redis_client, caplog):
+async def test_without_persistence_redis_gets_a_warning(private_redis, redis_client, caplog):
     caplog.set_level(logging.WARNING, logger="router.auth.restore")
     store = RedisStore(redis_client)
     await warn_without_persistence(store)  # the test server runs with neither RDB nor AOF
@@ -187,13 +181,13 @@ async def test_without_persistence_redis_gets_a_warning(server, redis_client, ca
     assert ["may evict" in r.getMessage() for r in caplog.records] == [True]
 
 
-async def test_a_redis_that_refuses_config_is_left_alone(server, redis_client, caplog):
+async def test_a_redis_that_refuses_config_is_left_alone(private_redis, redis_client, caplog):
     """Managed Redis often forbids CONFIG: no warning, no error, nothing raised."""
     caplog.set_level(logging.DEBUG, logger="router.auth.restore")
     await redis_client.acl_setuser(
         "app", enabled=True, nopass=True, keys=["*"], channels=["*"], commands=["+@all", "-config"]
     )
-    limited = redis.asyncio.Redis.from_url(server.url, username="app")
+    limited = redis.asyncio.Redis.from_url(private_redis.url, username="app")
     try:
         await warn_without_persistence(RedisStore(limited))
     finally:

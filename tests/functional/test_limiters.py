@@ -42,15 +42,9 @@ class Clock:
         return self.now
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[RedisServer]:
-    with RedisServer() as running:
-        yield running
-
-
 @pytest.fixture
-async def client(server: RedisServer) -> AsyncIterator[redis.asyncio.Redis]:
-    connection = redis.asyncio.Redis.from_url(server.url)
+async def client(private_redis: RedisServer) -> AsyncIterator[redis.asyncio.Redis]:
+    connection = redis.asyncio.Redis.from_url(private_redis.url)
     await connection.flushdb()  # our own private server, never the shared one
     yield connection
     await connection.aclose()
@@ -378,8 +372,8 @@ async def test_redis_server_clock_is_used_without_a_clock(client):
 @pytest.mark.parametrize(
     ("limits", "allowed"), [(Limits(rpm=60), 60), (Limits(concurrency=7), 7)], ids=str
 )
-async def test_two_routers_never_admit_more_than_the_limit(server, clock, limits, allowed):
-    clients = [redis.asyncio.Redis.from_url(server.url) for _ in range(2)]
+async def test_two_routers_never_admit_more_than_the_limit(private_redis, clock, limits, allowed):
+    clients = [redis.asyncio.Redis.from_url(private_redis.url) for _ in range(2)]
     try:
         await clients[0].flushdb()
         routers = [RedisLimiter(c, clock=clock, timeout=CHECKED) for c in clients]

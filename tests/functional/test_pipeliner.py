@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio
@@ -27,16 +27,10 @@ return 'slept'
 """
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[RedisServer]:
-    with RedisServer() as running:
-        yield running
-
-
 @pytest.fixture
-async def small_pool(server: RedisServer) -> AsyncIterator[redis.asyncio.Redis]:
+async def small_pool(private_redis: RedisServer) -> AsyncIterator[redis.asyncio.Redis]:
     """A client whose pool fails past MAX_IN_FLIGHT connections instead of waiting."""
-    pool = redis.asyncio.ConnectionPool.from_url(server.url, max_connections=MAX_IN_FLIGHT)
+    pool = redis.asyncio.ConnectionPool.from_url(private_redis.url, max_connections=MAX_IN_FLIGHT)
     client = redis.asyncio.Redis.from_pool(pool)
     await client.flushdb()  # our own private server, never the shared one
     yield client

@@ -13,7 +13,6 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.functional import conftest as functional
 from tests.functional.conftest import (
     CLIENT_KEY,
     UPSTREAM_KEY_A,
@@ -31,11 +30,6 @@ from tests.reliability.scan import assert_clean
 CONCURRENCY = 50
 BURSTY = "sk-test-bursty-key-0123456789"
 SECRETS = (BURSTY, CLIENT_KEY, UPSTREAM_KEY_A, UPSTREAM_KEY_B)
-
-# The functional suite's fixtures: real fake upstreams and routers as processes.
-fakes = functional.fakes
-fake_a = functional.fake_a
-start_router = functional.start_router
 
 
 @pytest.fixture(scope="module")

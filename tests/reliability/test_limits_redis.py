@@ -20,7 +20,6 @@ import pytest
 import redis
 
 from router.limits.redis import _script
-from tests.functional import conftest as functional
 from tests.functional.conftest import (
     CLIENT_KEY,
     UPSTREAM_KEY_A,
@@ -42,10 +41,6 @@ CLIENTS = 8
 PER_PHASE = 30  # answers to requests sent in each phase before moving on
 PHASE_TIMEOUT = 20.0
 CONCURRENCY = 20
-
-fakes = functional.fakes
-fake_a = functional.fake_a
-start_router = functional.start_router
 
 
 @dataclass
