@@ -135,3 +135,12 @@ def redis_server() -> Iterator[str]:
     """A running private server's URL, for the duration of the block."""
     with RedisServer() as server:
         yield server.url
+
+
+def wait_until_pings(port: int, timeout: float = START_TIMEOUT) -> None:
+    """Poll (bounded) until a Redis on ``port`` answers PING."""
+    deadline = time.monotonic() + timeout
+    while not _pings(port):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no Redis answered PING on {port} in {timeout}s")
+        time.sleep(0.01)  # polling for readiness, bounded by the deadline
