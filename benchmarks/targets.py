@@ -192,12 +192,15 @@ def start_router(
     variant: str = "",
     redis_url: str = "",
     tls: Tls | None = None,
+    checkout: Path | None = None,
 ) -> Target:
     """The router, key auth, metrics and the access log on (to its log file); ``variant``
     "limits" gives the key limits (in-process buckets, or Redis's when ``redis_url`` is set),
-    "nometrics" turns metrics off; ``tls`` puts nginx's TLS listener behind it."""
+    "nometrics" turns metrics off; ``tls`` puts nginx's TLS listener behind it; ``checkout``
+    runs another checkout's router (with its own ``.venv``) as ``router-base``."""
     key = "router" + (f"-{variant}" if variant else "") + ("-redis" if redis_url else "")
     key += "-tls" if tls else ""
+    key += "-base" if checkout is not None else ""
     port = free_port()
     config = workdir / f"{key}.yaml"
     config.write_text(
@@ -212,8 +215,10 @@ def start_router(
             redis=f"redis: {{url: {redis_url!r}}}" if redis_url else "",
         )
     )
-    argv = [sys.executable, "-m", "router", "serve", "--config", str(config), "--workers", "1"]
-    process = procs.start(key, pinned(PROXY_CORE, argv), env=tls.env() if tls else None)
+    python = sys.executable if checkout is None else str(checkout / ".venv" / "bin" / "python")
+    argv = [python, "-m", "router", "serve", "--config", str(config), "--workers", "1"]
+    env = tls.env() if tls else None
+    process = procs.start(key, pinned(PROXY_CORE, argv), env=env, cwd=checkout)
     process.wait_ready(lambda: http_status(port, "GET", "/readyz")[0] == 200, READY_TIMEOUT)
     paths = ("/v1/chat/completions", "/v1/chat/completions")
     target = Target(key, key, port, *paths, process.popen.pid)

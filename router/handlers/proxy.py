@@ -85,8 +85,21 @@ def _asking_usage(
     if ask and ENDPOINTS[endpoint].asks_usage:
         asked = with_usage_requested(payload)
         if asked is not None:
-            return asked, orjson.dumps(asked), True
+            return asked, _with_usage_bytes(payload, body) or orjson.dumps(asked), True
     return payload, body, False
+
+
+_ASK_USAGE = b'{"stream_options":{"include_usage":true},'
+
+
+def _with_usage_bytes(payload: dict[str, Any], body: bytes) -> bytes | None:
+    """The client's bytes with ``stream_options`` put first, when it has none: a splice at the
+    opening brace instead of serialising the whole request again (its messages can be large).
+    The payload is a non-empty object (it names a model), so a comma follows the new member."""
+    if "stream_options" in payload:
+        return None
+    brace = body.find(b"{")
+    return body[:brace] + _ASK_USAGE + body[brace + 1 :]
 
 
 async def _forward(

@@ -122,7 +122,8 @@ async def _forward_events(
     tap: StreamTap | None,
     ctx: RequestContext,
 ) -> bool:
-    next_chunk = reply.response.next_chunk
+    response = reply.response
+    next_chunk = response.next_chunk
     scrubber = reply.backend.scrubber
     pending = b""
     complete = False
@@ -143,6 +144,12 @@ async def _forward_events(
             complete = _ends(chunk, ends)
         if tap is not None:
             chunk = tap.feed(chunk)
+        if complete and not pending and response.drained:
+            # The upstream's body ended with this read, as the protocol ends: the last chunk and
+            # the end of the chunked answer go out in one write (one syscall less per stream).
+            await out.write_eof(chunk)
+            ctx.delivered = True
+            return True
         if chunk:
             await out.write(chunk)
         ctx.delivered = complete  # the client has the protocol's end: whatever follows

@@ -48,6 +48,11 @@ class UpstreamResponse(Protocol):
         """The next piece of the body as it arrived; ``b""`` at the end."""
         ...
 
+    @property
+    def drained(self) -> bool:
+        """The body has ended and every piece of it has been read."""
+        ...
+
     def close(self) -> None:
         """Done with it (idempotent)."""
         ...

@@ -169,6 +169,11 @@ class Response:
         """The body has been received to its end."""
         return self._ended
 
+    @property
+    def drained(self) -> bool:
+        """The body has been received to its end and read out: no chunk is left."""
+        return self._ended and not self._chunks
+
     def close(self) -> None:
         """Done with it: an unfinished exchange drops its connection."""
         if not self._ended and self._error is None:
