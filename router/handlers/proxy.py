@@ -55,8 +55,10 @@ async def proxy(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
     payload = parse_payload(body)
     ctx.model = model = require_model(payload)
     stream = check_stream(payload)
-    chain = request.app[ROUTES].chain(endpoint, model, principal)
-    metrics = request.app[CONFIG].metrics
+    app = request.app  # one lookup: request.app is a property over the match info
+    chain = app[ROUTES].chain(endpoint, model, principal)
+    config = app[CONFIG]
+    metrics = config.metrics
     metered = metrics.enabled
     ask_usage = stream and metered and metrics.stream_usage
     if principal.limits.empty:
@@ -64,9 +66,9 @@ async def proxy(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
         return await _forward(
             request, endpoint, chain, payload, body, charge=None, count=metered, strip=strip
         )
-    limiter = request.app[LIMITER]
-    estimate = estimate_tokens(payload, body, endpoint, request.app[CONFIG].estimate)
-    charge = await admit(limiter, principal, estimate, ctx.request_id, request.app[METRICS])
+    limiter = app[LIMITER]
+    estimate = estimate_tokens(payload, body, endpoint, config.estimate)
+    charge = await admit(limiter, principal, estimate, ctx.request_id, app[METRICS])
     try:
         ask_usage = ask_usage or (stream and charge.wants_usage)
         payload, body, strip = _asking_usage(endpoint, payload, body, ask_usage)

@@ -49,6 +49,11 @@ class UpstreamResponse(Protocol):
         ...
 
     @property
+    def ready(self) -> bool:
+        """The next piece (or the end) is here: :meth:`next_chunk` would not wait."""
+        ...
+
+    @property
     def drained(self) -> bool:
         """The body has ended and every piece of it has been read."""
         ...
