@@ -12,6 +12,7 @@ from balancers import BackendState, HealthPolicy
 from router.config import BackendConfig
 from router.endpoints import Endpoint
 from router.metrics import BACKEND_OFF, BackendRecorder
+from router.upstream.gate import Gate
 from router.upstream.http import (
     HttpClient,
     Limits,
@@ -87,6 +88,7 @@ class Backend:
 
     __slots__ = (
         "client",
+        "gates",
         "headers",
         "metrics",
         "model",
@@ -133,6 +135,9 @@ class Backend:
         self.timeouts = config.timeouts
         self.metrics = metrics
         self.state.observer = metrics.transition
+        # The wait queues of the routes this backend serves (router.upstream.gate): told when
+        # a slot frees. Empty without a queue configured: end() then costs one test.
+        self.gates: tuple[Gate, ...] = ()
 
     def begin(self) -> None:
         """A request to this backend starts: count it in flight."""
@@ -140,9 +145,12 @@ class Backend:
         self.metrics.began()
 
     def end(self) -> None:
-        """That request is over (answered, failed or abandoned)."""
+        """That request is over (answered, failed or abandoned); its slot goes to a waiter."""
         self.state.end()
         self.metrics.ended()
+        if self.gates:
+            for gate in self.gates:
+                gate.wake()
 
     def stream_opened(self) -> None:
         """A stream from this backend is being relayed to a client."""
