@@ -90,7 +90,7 @@ class _Class(Generic[T]):
 class FairQueue(Generic[T]):
     """At most ``max_depth`` tickets, each shed ``max_wait`` seconds after it was pushed."""
 
-    __slots__ = ("_age", "_classes", "max_depth", "max_wait")
+    __slots__ = ("_classes", "max_depth", "max_wait", "tickets")
 
     def __init__(self, *, max_depth: int, max_wait: float) -> None:
         if max_depth < 1:
@@ -100,28 +100,30 @@ class FairQueue(Generic[T]):
         self.max_depth = max_depth
         self.max_wait = max_wait
         self._classes: tuple[_Class[T], ...] = tuple(_Class() for _ in PRIORITIES)
-        self._age: dict[Ticket[T], None] = {}  # every ticket, oldest (earliest deadline) first
+        # Every ticket, oldest (earliest deadline) first; read-only outside: a caller on a hot
+        # path tests it for emptiness without a method call.
+        self.tickets: dict[Ticket[T], None] = {}
 
     def __len__(self) -> int:
-        return len(self._age)
+        return len(self.tickets)
 
     def __bool__(self) -> bool:
-        return bool(self._age)
+        return bool(self.tickets)
 
     def __iter__(self) -> Iterator[Ticket[T]]:
         """The tickets, oldest first."""
-        return iter(list(self._age))
+        return iter(list(self.tickets))
 
     def full(self) -> bool:
-        return len(self._age) >= self.max_depth
+        return len(self.tickets) >= self.max_depth
 
     def push(self, item: T, key: str, priority: Priority, now: float) -> Ticket[T] | None:
         """Queue ``item`` for ``key``; None (nothing queued) when the queue is full."""
-        if len(self._age) >= self.max_depth:
+        if len(self.tickets) >= self.max_depth:
             return None
         ticket = Ticket(item, key, priority, now, now + self.max_wait)
         self._classes[_RANK[priority]].push(ticket)
-        self._age[ticket] = None
+        self.tickets[ticket] = None
         return ticket
 
     def pop(self) -> Ticket[T] | None:
@@ -129,26 +131,26 @@ class FairQueue(Generic[T]):
         for cls in self._classes:
             if cls.size:
                 ticket = cls.pop()
-                del self._age[ticket]
+                del self.tickets[ticket]
                 return ticket
         return None
 
     def remove(self, ticket: Ticket[T]) -> bool:
         """Take ``ticket`` out wherever it is (its client left); False if it is not queued."""
-        if ticket not in self._age:
+        if ticket not in self.tickets:
             return False
-        del self._age[ticket]
+        del self.tickets[ticket]
         self._classes[_RANK[ticket.priority]].remove(ticket)
         return True
 
     def oldest(self) -> Ticket[T] | None:
         """The ticket with the earliest deadline, or None when empty."""
-        return next(iter(self._age), None)
+        return next(iter(self.tickets), None)
 
     def expire(self, now: float) -> list[Ticket[T]]:
         """Take out and return every ticket whose deadline is ``now`` or earlier, oldest first."""
         expired: list[Ticket[T]] = []
-        for ticket in self._age:
+        for ticket in self.tickets:
             if ticket.deadline > now:
                 break
             expired.append(ticket)

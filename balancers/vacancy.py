@@ -8,8 +8,9 @@ each backend is, at ``now``, one of:
   ``max_inflight``; an ejected backend whose cooldown has ended is free for its one probe);
 * **busy**: ready but at ``max_inflight``: a slot frees when one of its requests ends;
 * **resting**: ejected after a 429 (``BackendState.limited``), ready again at
-  ``cooldown_until``: the account's quota resets then;
-* **down**: ejected after failures, or probing: nothing a queue should wait for.
+  ``cooldown_until``: the account's quota resets then; or carrying its one probe after such a
+  rest, whose answer comes soon (and wakes the queue);
+* **down**: ejected after failures, or probing after them: nothing a queue should wait for.
 
 Pure functions of the backends and the clock, O(n) in the backends like ``Pool.pick``.
 """
@@ -36,13 +37,15 @@ def has_room(backends: Iterable[BackendState], now: float) -> bool:
 
 def ready_in(backends: Iterable[BackendState], now: float) -> float:
     """Seconds until waiting may pay off, when no backend is free: 0.0 if one is busy (a slot
-    frees when a request ends, any moment), else until the earliest resting backend's
-    cooldown ends; ``math.inf`` if every backend is down."""
+    frees when a request ends, any moment) or probing after a 429, else until the earliest
+    resting backend's cooldown ends; ``math.inf`` if every backend is down."""
     soonest = math.inf
     for b in backends:
         if b.health is HEALTHY or now >= b.cooldown_until:
             return 0.0  # ready, and not free: busy
-        if b.health is EJECTED and b.limited:
+        if b.limited:
+            if b.health is not EJECTED:
+                return 0.0  # its probe is out: the answer ends the rest, or starts another
             soonest = min(soonest, b.cooldown_until - now)
     return soonest
 

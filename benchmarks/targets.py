@@ -33,6 +33,7 @@ server: {{host: 127.0.0.1, port: {port}, workers: 1, access_log: true, drain_sec
 metrics: {{enabled: {metrics}}}
 keys: [{{name: bench, key: {key}, models: ["*"]{limits}}}]
 {redis}
+{queue}
 models:
   gpt-4o:
     strategy: least-latency
@@ -195,7 +196,9 @@ def start_router(
 ) -> Target:
     """The router, key auth, metrics and the access log on (to its log file); ``variant``
     "limits" gives the key limits (in-process buckets, or Redis's when ``redis_url`` is set),
-    "nometrics" turns metrics off; ``tls`` puts nginx's TLS listener behind it."""
+    "nometrics" turns metrics off, "queue" gives every pool a wait queue (never contended: the
+    load's 64 connections stay below a backend's 256 slots); ``tls`` puts nginx's TLS listener
+    behind it."""
     key = "router" + (f"-{variant}" if variant else "") + ("-redis" if redis_url else "")
     key += "-tls" if tls else ""
     port = free_port()
@@ -210,6 +213,7 @@ def start_router(
             limits=_LIMITS if variant == "limits" else "",
             metrics="false" if variant == "nometrics" else "true",
             redis=f"redis: {{url: {redis_url!r}}}" if redis_url else "",
+            queue="queue: {max_wait: 10, max_depth: 100000}" if variant == "queue" else "",
         )
     )
     argv = [sys.executable, "-m", "router", "serve", "--config", str(config), "--workers", "1"]

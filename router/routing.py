@@ -84,7 +84,7 @@ class RouteTable:
                 self._routes[endpoint, model_id] = Route(model_id, endpoint, pool, by_name, gate)
                 if gate is not None:
                     for b in serving:
-                        b.gates += (gate,)
+                        b.queue_for(gate)
 
     def _gate(self, model_id: str, model: ModelConfig, pool: Pool) -> Gate | None:
         """The pool's wait queue: the model's own, else the top-level one, else none."""

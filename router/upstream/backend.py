@@ -8,7 +8,7 @@ from collections.abc import Awaitable
 import aiohttp
 from yarl import URL
 
-from balancers import BackendState, HealthPolicy
+from balancers import BackendState, Health, HealthPolicy
 from router.config import BackendConfig
 from router.endpoints import Endpoint
 from router.metrics import BACKEND_OFF, BackendRecorder
@@ -149,8 +149,26 @@ class Backend:
         self.state.end()
         self.metrics.ended()
         if self.gates:
-            for gate in self.gates:
-                gate.wake()
+            self._wake()
+
+    def queue_for(self, gate: Gate) -> None:
+        """Tell ``gate`` (the wait queue of a route this backend serves) when a slot frees or
+        the backend recovers (a probe answered: every slot is open again, not only the
+        probe's, and a stream's probe ends much later than its answer)."""
+        self.gates += (gate,)
+        self.state.observer = self._transition
+
+    def _transition(self, old: Health, new: Health) -> None:
+        self.metrics.transition(old, new)
+        if new is Health.HEALTHY:
+            self._wake()
+
+    def _wake(self) -> None:
+        gates = self.gates
+        if len(gates) > 1:  # routes of one model share it: first pick of a slot by turns
+            self.gates = (*gates[1:], gates[0])
+        for gate in gates:
+            gate.wake()
 
     def stream_opened(self) -> None:
         """A stream from this backend is being relayed to a client."""

@@ -36,7 +36,18 @@ flight), or None when the pool went down while it waited (it goes on as without 
 class Gate:
     """The wait queue in front of one route's pool."""
 
-    __slots__ = ("_loop", "_queue", "_timer", "_timer_at", "metrics", "model", "pool")
+    __slots__ = (
+        "_backends",
+        "_clock",
+        "_loop",
+        "_queue",
+        "_tickets",
+        "_timer",
+        "_timer_at",
+        "metrics",
+        "model",
+        "pool",
+    )
 
     def __init__(
         self,
@@ -51,13 +62,16 @@ class Gate:
         self._queue: FairQueue[Waiter] = FairQueue(
             max_depth=config.max_depth, max_wait=config.max_wait
         )
+        self._tickets = self._queue.tickets  # bound once: free() runs on every request
+        self._backends = pool.backends
+        self._clock = pool.clock
         self._loop = asyncio.get_running_loop()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = math.inf
 
     def free(self) -> bool:
         """Go straight on: nobody waits and a backend has room (the one check per request)."""
-        return not self._queue and has_room(self.pool.backends, self.pool.clock())
+        return not self._tickets and has_room(self._backends, self._clock())
 
     async def wait(self, key: str, priority: Priority) -> BackendState | None:
         """Queue until a backend's slot is handed over (returned, already counted in flight);

@@ -176,10 +176,16 @@ def test_room_busy_resting_and_down() -> None:
     assert ready_in(pool, 1.0) == pytest.approx(2.0)  # resting until a quota reset
     assert next_rest_end(pool, 1.0) == pytest.approx(3.0)
     assert has_room(pool, 3.0)  # the cooldown ended: free for its probe
+    pool[0].start_probe(3.0)  # each backend carries its one probe now
+    pool[1].start_probe(3.0)
+    assert ready_in(pool, 3.5) == 0.0  # probing after a 429: its answer is worth waiting for
     down = backends(0)
     for _ in range(3):
         down[0].on_failure(0.0)
     assert not down[0].limited
+    down[0].start_probe(10.0)
+    assert ready_in(down, 10.5) == math.inf  # probing after failures: still down
+    down[0].on_failure(11.0)
     assert ready_in(down, 1.0) == math.inf
     assert next_rest_end(down, 1.0) is None
 

@@ -101,6 +101,23 @@ async def test_the_timer_wakes_the_queue_when_a_429_cooldown_ends() -> None:
     assert state.health is Health.PROBING  # it went as the backend's one probe
 
 
+async def test_waiters_behind_a_probe_wait_for_its_answer() -> None:
+    """A 429 rest ends: one waiter goes as the probe; the others stay queued (not sent to a
+    503) until the probe's answer opens the backend again."""
+    state = BackendState("b", max_inflight=4)
+    state.on_rate_limited(time.monotonic(), 0.1)
+    g = gate(state, max_wait=5.0)
+    probe = asyncio.ensure_future(g.wait("k1", "default"))
+    behind = asyncio.ensure_future(g.wait("k2", "default"))
+    assert await probe is state
+    await settle()
+    assert not behind.done()
+    state.on_success(time.monotonic())  # the probe answered: HEALTHY, every slot open
+    g.wake()  # what the backend's transition to HEALTHY does (router.upstream.backend)
+    assert await behind is state
+    assert state.inflight == 2
+
+
 async def test_max_wait_sheds_on_the_timer() -> None:
     g = gate(busy(), max_wait=0.1)
     started = time.monotonic()
