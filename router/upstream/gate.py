@@ -95,7 +95,7 @@ class Gate:
 
     def wake(self) -> None:
         """A backend of this route freed a slot: hand it to the next waiter, if any."""
-        if self._queue:
+        if self._tickets:
             self._dispatch()
 
     def _dispatch(self) -> None:
