@@ -219,6 +219,27 @@ async def test_no_head_of_line_blocking_across_models(
     await asyncio.gather(busy, queued)
 
 
+async def test_a_request_waits_out_a_429_cooldown_instead_of_failing(
+    start_router: RouterFactory, fake_a: Fake, sdk: Callable[..., openai.AsyncOpenAI]
+) -> None:
+    """The account answers 429 with ``retry-after: 1``: its backend rests for a second. The
+    next request waits that second in the queue (the timer on the rest's end) and is served,
+    where without a queue it would get 503 ``no_backend`` at once."""
+    router = start_router(queue_config(fake_a, inflight=4, max_wait=5, max_depth=10))
+    client = sdk(router, "flood")
+    with pytest.raises(openai.APIStatusError):  # the pool's only backend said 429
+        await client.chat.completions.create(
+            model="gpt-4o",
+            messages=[{"role": "user", "content": "refused"}],
+            extra_body={"fake": {"retry_after": 1}},
+        )
+    started = time.monotonic()
+    reply = await ask(client, "after-the-rest", 0.0)
+    assert 0.5 <= time.monotonic() - started < 4.0
+    assert reply.choices[0].message.content == "fake-a says: after-the-rest"
+    assert scrape(f"{router.url}/metrics").sum("switchyard_queue_wait_seconds_count") == 1
+
+
 async def test_without_a_queue_a_busy_pool_serves_as_before(
     start_router: RouterFactory, fake_a: Fake, sdk: Callable[..., openai.AsyncOpenAI]
 ) -> None:
