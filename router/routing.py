@@ -123,6 +123,9 @@ class RouteTable:
         return iter(self._routes.values())
 
     async def close(self) -> None:
+        for route in self._routes.values():
+            if route.gate is not None:
+                route.gate.close()
         for backend in self.backends:
             await backend.close()
 

@@ -189,5 +189,11 @@ class Gate:
         message += f" Please try again in {seconds} s."
         return RateLimited(message, kind="requests", headers={"retry-after": str(seconds)})
 
+    def close(self) -> None:
+        """Cancel the timer (the app is stopping); waiters end with their requests."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer, self._timer_at = None, math.inf
+
     def __repr__(self) -> str:
         return f"<Gate {self.model} {self._queue!r}>"
