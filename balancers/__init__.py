@@ -4,7 +4,8 @@ Read in this order: :mod:`balancers.health` (the ejection state machine as a tab
 :mod:`balancers.state` (one backend: in-flight count, peak-EWMA latency, health),
 :mod:`balancers.strategies` (how one backend is chosen among candidates),
 :mod:`balancers.pool` (which backends are candidates), :mod:`balancers.budget` (whether a retry
-is allowed at all). Nothing here awaits, sleeps or reads the system clock.
+is allowed at all), :mod:`balancers.vacancy` and :mod:`balancers.fairqueue` (whether a request
+waits for a busy pool, and who goes next). Nothing here awaits, sleeps or reads the system clock.
 """
 
 from balancers.budget import RetryBudget

@@ -38,6 +38,7 @@ class BackendState:
         "ejections",
         "health",
         "inflight",
+        "limited",
         "max_inflight",
         "name",
         "observer",
@@ -66,6 +67,9 @@ class BackendState:
         self.consecutive_failures = 0
         self.ejections = 0
         self.cooldown_until = 0.0
+        # The current ejection is a 429's (the account said "not now"), not a failure's: a
+        # queue may wait out such a cooldown (balancers.vacancy); an outage it must not.
+        self.limited = False
         self._estimate = 0.0
         self._stamp = 0.0
         # Told of every transition (old, new), e.g. to export it as a metric; never does I/O.
@@ -157,6 +161,7 @@ class BackendState:
             self.ejections = 0
             self.cooldown_until = 0.0
         elif target is Health.EJECTED:
+            self.limited = event is Event.RATE_LIMITED
             self.ejections += 1
             self.cooldown_until = now + self.policy.cooldown(self.ejections, retry_after)
         else:

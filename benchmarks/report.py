@@ -4,7 +4,7 @@ Only ratios between targets of the same run are compared: absolute numbers move 
 machine, its clock and its neighbours; the cost of the router relative to the floor does not.
 Every target but the two floors (and nginx) has a baseline it is compared with: the router and
 the client candidates with the floor, their TLS twins with the floor over TLS, the router's
-variants (metrics off, key limits) with the plain router.
+variants (metrics off, key limits, a wait queue) with the plain router.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ TARGETS = {
     "router-nometrics": Kind("router, metrics off", "router"),
     "router-limits": Kind("router, key limits in process", "router"),
     "router-limits-redis": Kind("router, key limits in Redis", "router"),
+    "router-queue": Kind("router, wait queue (no contention)", "router"),
     "cand-httptools": Kind("candidate: Protocol + httptools", "floor"),
     "cand-pyreqwest": Kind("candidate: pyreqwest", "floor"),
     "floor-tls": Kind("floor proxy, TLS upstream", None),

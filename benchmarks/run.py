@@ -63,6 +63,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--metrics", action="store_true", help="also the router with metrics off (their cost)"
     )
     parser.add_argument(
+        "--queue",
+        action="store_true",
+        help="also the router with a wait queue on every pool, never contended (its cost)",
+    )
+    parser.add_argument(
         "--candidates",
         action="store_true",
         help="also the two upstream-client candidates of issue 11 (httptools, pyreqwest)",
@@ -179,6 +184,8 @@ def run(args: argparse.Namespace, workdir: Path) -> Results:
             targets.append(start_router(procs, upstream, workdir, tls=tls))
         if args.metrics:
             targets.append(start_router(procs, upstream, workdir, variant="nometrics"))
+        if args.queue:
+            targets.append(start_router(procs, upstream, workdir, variant="queue"))
         if args.limits:
             redis_url = start_redis(procs)
             targets.append(start_router(procs, upstream, workdir, variant="limits"))

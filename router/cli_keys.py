@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from balancers.fairqueue import PRIORITIES
 from router.auth.key_fields import key_fields
 from router.auth.keyformat import is_key_id
 from router.auth.keystore import store_errors
@@ -64,6 +65,11 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     create.add_argument("--models", help="comma-separated model names or patterns (default: *)")
     for limit in ("rpm", "tpm", "concurrency"):
         create.add_argument(f"--{limit}", type=_count, help=f"{limit} limit (default: none)")
+    create.add_argument(
+        "--priority",
+        choices=PRIORITIES,
+        help="its class in a pool's wait queue (default: default)",
+    )
     create.add_argument(
         "--expires-in",
         type=_seconds,
@@ -163,6 +169,8 @@ def _create_body(args: argparse.Namespace) -> dict[str, Any]:
     body["limits"] = {name: value for name, value in limits.items() if value is not None}
     if args.expires_in is not None:
         body["expires_at"] = time.time() + args.expires_in
+    if args.priority is not None:
+        body["priority"] = args.priority
     return body
 
 

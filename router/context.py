@@ -7,6 +7,7 @@ import time
 
 from aiohttp import web
 
+from balancers.fairqueue import DEFAULT_PRIORITY, Priority
 from router.outcomes import Outcome
 from router.sessionstats import SessionStats
 from router.usage import Usage
@@ -31,6 +32,7 @@ class RequestContext:
         "key_id",
         "model",
         "outcome",
+        "priority",
         "request_id",
         "route_model",
         "session",
@@ -49,6 +51,7 @@ class RequestContext:
         self.request_id = new_request_id()
         self.started = time.monotonic()
         self.key_id: str | None = None
+        self.priority: Priority = DEFAULT_PRIORITY  # the key's class in a pool's wait queue
         self.model: str | None = None
         self.route_model: str | None = None
         self.backend: str | None = None

@@ -44,3 +44,8 @@ STORE_FAILURES: tuple[StoreFailure, ...] = get_args(StoreFailure)
 LimitKind = Literal["requests", "tokens", "concurrency"]
 """A key's limits: requests per minute, tokens per minute, concurrent requests."""
 LIMIT_KINDS: tuple[LimitKind, ...] = get_args(LimitKind)
+
+ShedReason = Literal["max_wait", "max_depth", "disconnect"]
+"""Why a request left a pool's wait queue unserved (``switchyard_queue_shed_total``'s
+``reason``): it waited ``max_wait``, found the queue at ``max_depth``, or its client left."""
+SHED_REASONS: tuple[ShedReason, ...] = get_args(ShedReason)

@@ -20,6 +20,7 @@ from router.endpoints import ENDPOINTS, Endpoint
 from router.errors import InvalidRequest, ModelNotFound
 from router.metrics import METRICS_OFF, Recorder
 from router.upstream.backend import Backend, make_client, make_session, tls_context
+from router.upstream.gate import Gate
 from router.upstream.http import Resolver
 from router.upstream.route import Route
 
@@ -47,6 +48,7 @@ class RouteTable:
         self._resolver = Resolver(asyncio.get_running_loop())  # one DNS cache for all backends
         self._routes: dict[tuple[Endpoint, str], Route] = {}
         self._fallbacks = {model_id: model.fallbacks for model_id, model in config.models.items()}
+        self._queue = config.queue
         for model_id, model in config.models.items():
             self._add_model(model_id, model, rng)
         self._chains: dict[tuple[Endpoint, str], tuple[Route, ...]] = {}
@@ -78,7 +80,18 @@ class RouteTable:
                     clock=time.monotonic,
                 )
                 by_name = {b.name: b for b in serving}
-                self._routes[endpoint, model_id] = Route(model_id, endpoint, pool, by_name)
+                gate = self._gate(model_id, model, pool)
+                self._routes[endpoint, model_id] = Route(model_id, endpoint, pool, by_name, gate)
+                if gate is not None:
+                    for b in serving:
+                        b.queue_for(gate)
+
+    def _gate(self, model_id: str, model: ModelConfig, pool: Pool) -> Gate | None:
+        """The pool's wait queue: the model's own, else the top-level one, else none."""
+        queue = model.queue or self._queue
+        if queue is None:
+            return None
+        return Gate(model_id, pool, queue, self._metrics.bind_queue(model_id))
 
     def models(self) -> list[str]:
         return list(self._fallbacks)
@@ -110,6 +123,9 @@ class RouteTable:
         return iter(self._routes.values())
 
     async def close(self) -> None:
+        for route in self._routes.values():
+            if route.gate is not None:
+                route.gate.close()
         for backend in self.backends:
             await backend.close()
 

@@ -13,20 +13,22 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any, TypeGuard
 
+from balancers.fairqueue import PRIORITIES
 from router.auth.records import LIMIT_FIELDS
 from router.auth.service import DEFAULT_GRACE_SECONDS
 from router.errors import InvalidRequest, wrong_type
 from router.limits.types import MAX_LIMITS
 
-KEY_FIELDS = frozenset({"name", "models", "limits", "expires_at"})
+KEY_FIELDS = frozenset({"name", "models", "limits", "expires_at", "priority"})
 ROTATE_FIELDS = frozenset({"grace_seconds"})
 MAX_NAME_LENGTH = 200
 
 
 def key_fields(payload: Mapping[str, Any], *, partial: bool) -> dict[str, Any]:
     """A create (``partial=False``: ``name`` required) or patch body, as :class:`KeyService`
-    keywords: ``name``, ``models``, ``expires_at``, and ``rpm``/``tpm``/``concurrency`` for the
-    limits given (a patch changes only the limits it names; ``null`` lifts one)."""
+    keywords: ``name``, ``models``, ``expires_at``, ``priority``, and ``rpm``/``tpm``/
+    ``concurrency`` for the limits given (a patch changes only the limits it names; ``null``
+    lifts one)."""
     _no_unknown(payload, KEY_FIELDS, prefix="")
     if not partial and "name" not in payload:
         raise InvalidRequest(
@@ -80,10 +82,19 @@ def _expires_at(value: object, param: str) -> float | None:
     return float(value)
 
 
+def _priority(value: object, param: str) -> str:
+    if not isinstance(value, str):
+        raise wrong_type(param, "a string", value)
+    if value not in PRIORITIES:
+        raise _invalid(param, f"expected one of {', '.join(PRIORITIES)}")
+    return value
+
+
 _CHECKS: dict[str, Callable[[object, str], object]] = {
     "name": _name,
     "models": _models,
     "expires_at": _expires_at,
+    "priority": _priority,
 }
 
 

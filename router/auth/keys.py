@@ -12,6 +12,7 @@ import hashlib
 from collections.abc import Iterable
 from fnmatch import fnmatchcase
 
+from balancers.fairqueue import DEFAULT_PRIORITY, Priority
 from router.config import KeyConfig
 from router.limits import Limits
 
@@ -21,14 +22,28 @@ NO_LIMITS = Limits()
 class Principal:
     """Who is calling: the key's public identity and what it may use."""
 
-    __slots__ = ("_allowed", "key_id", "limits", "name", "patterns", "unrestricted")
+    __slots__ = (
+        "_allowed",
+        "key_id",
+        "limits",
+        "name",
+        "patterns",
+        "priority",
+        "unrestricted",
+    )
 
     def __init__(
-        self, key_id: str, name: str, patterns: Iterable[str], limits: Limits | None = None
+        self,
+        key_id: str,
+        name: str,
+        patterns: Iterable[str],
+        limits: Limits | None = None,
+        priority: Priority = DEFAULT_PRIORITY,
     ) -> None:
         self.key_id = key_id
         self.name = name
         self.limits = limits or NO_LIMITS
+        self.priority = priority  # its class in a pool's wait queue
         self.patterns = tuple(patterns)
         self.unrestricted = "*" in self.patterns
         self._allowed: dict[str, bool] = {}
@@ -64,7 +79,8 @@ class KeyRing:
             # A loggable id from the key's config name, never from the secret's characters.
             key_id = f"cfg-{key.name}"
             limits = Limits(key.limits.rpm, key.limits.tpm, key.limits.concurrency)
-            self._by_digest[hashed] = Principal(key_id, key.name, key.models, limits)
+            principal = Principal(key_id, key.name, key.models, limits, key.priority)
+            self._by_digest[hashed] = principal
 
     def lookup(self, key: str) -> Principal | None:
         return self._by_digest.get(digest(key))

@@ -15,7 +15,7 @@ _MAX_PRINCIPALS = 10_000
 
 
 def principal_of(record: KeyRecord) -> Principal:
-    return Principal(record.id, record.name, record.models, record.limits)
+    return Principal(record.id, record.name, record.models, record.limits, record.priority)
 
 
 class Authenticator:

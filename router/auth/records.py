@@ -14,10 +14,13 @@ from typing import Any, Literal, cast
 
 import orjson
 
+from balancers.fairqueue import DEFAULT_PRIORITY, PRIORITIES, Priority
 from router.auth.keyformat import is_key_id, verify
 from router.limits.types import Limits
 
-UPDATABLE = frozenset({"name", "models", "expires_at", "limits", "rpm", "tpm", "concurrency"})
+UPDATABLE = frozenset(
+    {"name", "models", "expires_at", "limits", "rpm", "tpm", "concurrency", "priority"}
+)
 LIMIT_FIELDS = ("rpm", "tpm", "concurrency")
 
 KeyState = Literal["active", "revoked"]
@@ -54,6 +57,9 @@ class KeyRecord:
     previous_expires_at: float | None = None
     version: int = 0
     updated_at: float | None = None
+    # Its class in a pool's wait queue. Records written before priorities existed read as
+    # the default: a new field, so old snapshots, exports and Redis copies stay valid.
+    priority: Priority = DEFAULT_PRIORITY
 
     def __post_init__(self) -> None:
         if not self.name or not isinstance(self.name, str):
@@ -69,6 +75,8 @@ class KeyRecord:
             raise ValueError("models: expected a tuple of strings")
         if self.state not in STATES:
             raise ValueError(f"state: expected one of {', '.join(STATES)}")
+        if self.priority not in PRIORITIES:
+            raise ValueError(f"priority: expected one of {', '.join(PRIORITIES)}")
 
     def previous_valid(self, now: float) -> bool:
         """Whether the pre-rotation secret is still accepted at ``now``."""
@@ -105,6 +113,7 @@ class KeyRecord:
             "expires_at": self.expires_at,
             "models": list(self.models),
             "limits": self.limits.to_dict(),
+            "priority": self.priority,
             "state": self.state,
         }
         if self.previous_valid(now):
@@ -112,7 +121,8 @@ class KeyRecord:
         return view
 
     def updated(self, **fields: Any) -> KeyRecord:
-        """A copy with admin-editable fields changed: ``name``, ``models``, ``expires_at``, and
+        """A copy with admin-editable fields changed: ``name``, ``models``, ``expires_at``,
+        ``priority``, and
         ``limits`` (a :class:`KeyLimits` or mapping) or ``rpm``/``tpm``/``concurrency`` alone.
 
         Raises ValueError for any other field (hashes and state have their own operations).
@@ -184,6 +194,7 @@ class KeyRecord:
             previous_expires_at=_optional_number(raw.get("previous_expires_at")),
             version=_int(raw.get("version", 0)),
             updated_at=_optional_number(raw.get("updated_at")),
+            priority=cast(Priority, raw.get("priority", DEFAULT_PRIORITY)),
         )
 
     @property

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from balancers.fairqueue import DEFAULT_PRIORITY, Priority
 from router.auth.cache import KeyCache
 from router.auth.feed import ChangeFeed
 from router.auth.keyformat import format_key, hash_secret, new_key_id, new_secret
@@ -84,6 +85,7 @@ class KeyService:
         tpm: int | None = None,
         concurrency: int | None = None,
         expires_at: float | None = None,
+        priority: Priority = DEFAULT_PRIORITY,
     ) -> tuple[KeyRecord, str]:
         """A new active key: ``(record, full_key)``. The full key is never retrievable again."""
         key_id = new_key_id()
@@ -98,6 +100,7 @@ class KeyService:
             expires_at=expires_at,
             models=patterns(models),
             limits=KeyLimits(rpm=rpm, tpm=tpm, concurrency=concurrency),
+            priority=priority,
         )
         return await self._write(record), format_key(key_id, secret)
 
@@ -123,7 +126,8 @@ class KeyService:
         return await self._write(rotated), format_key(key_id, secret)
 
     async def update(self, key_id: str, **fields: Any) -> KeyRecord | None:
-        """Change what :meth:`KeyRecord.updated` allows (name, models, expiry, limits).
+        """Change what :meth:`KeyRecord.updated` allows (name, models, expiry, limits,
+        priority).
 
         Raises ValueError for any other field or an invalid value; None if there is no such key.
         """

@@ -19,6 +19,7 @@ from pydantic import (
 )
 from yarl import URL
 
+from balancers.fairqueue import DEFAULT_PRIORITY, Priority
 from router.endpoints import ENDPOINT_NAMES, Endpoint
 from router.limits.types import MAX_CONCURRENCY, MAX_PER_MINUTE
 
@@ -58,6 +59,9 @@ class KeyConfig(_Strict):
     key: SecretStr
     models: tuple[str, ...] = ("*",)
     limits: LimitsConfig = LimitsConfig()
+    # Its class in a pool's wait queue (balancers.fairqueue): interactive before default
+    # before batch.
+    priority: Priority = DEFAULT_PRIORITY
 
     @field_validator("key")
     @classmethod
@@ -158,10 +162,21 @@ class BackendConfig(_Strict):
         return self
 
 
+class QueueConfig(_Strict):
+    """A pool's wait queue: when every backend is busy (at ``max_inflight``, or resting after
+    a 429 for less than ``max_wait``), a request waits up to ``max_wait`` seconds, behind at
+    most ``max_depth - 1`` others, instead of piling onto a busy backend; past either, 429."""
+
+    max_wait: float = Field(gt=0, le=3600)
+    max_depth: int = Field(ge=1, le=1_000_000)
+
+
 class ModelConfig(_Strict):
     strategy: str = "least-latency"
     fallbacks: tuple[str, ...] = ()
     backends: tuple[BackendConfig, ...] = Field(min_length=1)
+    # This pool's wait queue; replaces the top-level one (unset: the top-level queue, if any).
+    queue: QueueConfig | None = None
 
 
 class HealthConfig(_Strict):
@@ -268,3 +283,5 @@ class Config(_Strict):
     health: HealthConfig = HealthConfig()
     retry: RetryConfig = RetryConfig()
     metrics: MetricsConfig = MetricsConfig()
+    # Every pool's wait queue unless the pool sets its own; unset: no queue, fail fast.
+    queue: QueueConfig | None = None

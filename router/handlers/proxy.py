@@ -51,6 +51,7 @@ async def proxy(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
     ctx = request[CONTEXT]
     principal = await authenticate(request)
     ctx.key_id = principal.key_id
+    ctx.priority = principal.priority
     body = await read_body(request)
     payload = parse_payload(body)
     ctx.model = model = require_model(payload)

@@ -105,6 +105,7 @@ async def realtime(request: web.Request) -> web.StreamResponse:
     offer = read_offer(request.headers)
     principal = await principal_for(request, offer.key)
     ctx.key_id = principal.key_id
+    ctx.priority = principal.priority
     ctx.model = model = require_model({"model": request.query.get("model")})
     chain = request.app[ROUTES].chain("realtime", model, principal)
     ws = _accepting(request, offer)

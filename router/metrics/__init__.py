@@ -10,17 +10,19 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 
 from router.config import Config
 from router.metrics.multiproc import MULTIPROC_ENV
-from router.metrics.off import BACKEND_OFF, METRICS_OFF
+from router.metrics.off import BACKEND_OFF, METRICS_OFF, QUEUE_OFF
 from router.metrics.recorder import BackendMetrics, Metrics
-from router.metrics.types import BackendRecorder, Recorder
+from router.metrics.types import BackendRecorder, QueueRecorder, Recorder
 
 __all__ = [
     "BACKEND_OFF",
     "METRICS_OFF",
     "MULTIPROC_ENV",
+    "QUEUE_OFF",
     "BackendMetrics",
     "BackendRecorder",
     "Metrics",
+    "QueueRecorder",
     "Recorder",
     "create_metrics",
 ]

@@ -26,6 +26,8 @@ TPOT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 
 STREAM_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600)
 # Realtime sessions: a quick question to an hour-long call.
 SESSION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200)
+# A wait in a pool's queue: a slot freeing within milliseconds, up to a long max_wait.
+QUEUE_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 _BACKEND = ("model", "backend")
 
@@ -61,6 +63,7 @@ class Instruments:
         self._realtime(r)
         self._backends(r)
         self._decisions(r)
+        self._queues(r)
 
     def _streams(self, r: Maker) -> None:
         self.streams = r.counter(
@@ -190,6 +193,26 @@ class Instruments:
             "Times this router found the key store reset (its epoch marker gone) and restored"
             " the keys from its snapshot.",
             (),
+        )
+
+    def _queues(self, r: Maker) -> None:
+        self.queue_depth = r.gauge(
+            "switchyard_queue_depth",
+            "Requests waiting in a pool's queue for a free backend, by key priority.",
+            ("model", "priority"),
+            mode="livesum",
+        )
+        self.queue_wait = r.histogram(
+            "switchyard_queue_wait_seconds",
+            "Time queued requests waited before they went upstream (queued requests only).",
+            ("model", "priority"),
+            buckets=QUEUE_BUCKETS,
+        )
+        self.queue_shed = r.counter(
+            "switchyard_queue_shed",
+            "Requests a pool's queue refused or gave up, by reason: max_wait, max_depth "
+            "(answered 429), disconnect (the client left while queued).",
+            ("model", "priority", "reason"),
         )
 
 

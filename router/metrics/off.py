@@ -9,9 +9,10 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry
 
 from balancers import Health
+from balancers.fairqueue import Priority
 from router.context import RequestContext
 from router.limits import Admission, Limits
-from router.outcomes import AttemptFailure, StoreFailure
+from router.outcomes import AttemptFailure, ShedReason, StoreFailure
 
 
 class BackendMetricsOff:
@@ -47,6 +48,27 @@ class BackendMetricsOff:
 BACKEND_OFF = BackendMetricsOff()
 
 
+class QueueMetricsOff:
+    """A wait queue's recorder that records nothing."""
+
+    __slots__ = ()
+
+    def queued(self, priority: Priority) -> None:
+        pass
+
+    def left(self, priority: Priority, waited: float) -> None:
+        pass
+
+    def shed(self, priority: Priority, reason: ShedReason, *, queued: bool = True) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        return "<QueueMetricsOff>"
+
+
+QUEUE_OFF = QueueMetricsOff()
+
+
 class MetricsOff:
     """The process's recorder that records nothing and exposes nothing."""
 
@@ -55,6 +77,9 @@ class MetricsOff:
 
     def bind_backend(self, model: str, backend: str) -> BackendMetricsOff:
         return BACKEND_OFF
+
+    def bind_queue(self, model: str) -> QueueMetricsOff:
+        return QUEUE_OFF
 
     def request_done(self, ctx: RequestContext) -> None:
         pass

@@ -21,6 +21,7 @@ from router.context import RequestContext
 from router.limits import Admission, Limits
 from router.metrics.cells import CounterChild, GaugeChild, HistogramChild, maker
 from router.metrics.instruments import Instruments, KeyInstruments
+from router.metrics.queue import QueueMetrics
 from router.outcomes import (
     ATTEMPT_FAILURES,
     LIMIT_KINDS,
@@ -189,6 +190,9 @@ class Metrics:
     def bind_backend(self, model: str, backend: str) -> BackendMetrics:
         bound = self._backends[model, backend] = BackendMetrics(self._m, model, backend)
         return bound
+
+    def bind_queue(self, model: str) -> QueueMetrics:
+        return QueueMetrics(self._m, model)
 
     def request_done(self, ctx: RequestContext) -> None:
         """Count one finished request (called once, by the edge, however it ended)."""

@@ -14,9 +14,10 @@ from typing import Protocol
 from prometheus_client import CollectorRegistry
 
 from balancers import Health
+from balancers.fairqueue import Priority
 from router.context import RequestContext
 from router.limits import Admission, Limits
-from router.outcomes import AttemptFailure, StoreFailure
+from router.outcomes import AttemptFailure, ShedReason, StoreFailure
 
 
 class BackendRecorder(Protocol):
@@ -44,6 +45,19 @@ class BackendRecorder(Protocol):
         """That session is over."""
 
 
+class QueueRecorder(Protocol):
+    """One model's wait-queue series (only queued requests are recorded)."""
+
+    def queued(self, priority: Priority) -> None:
+        """A request joined the queue."""
+
+    def left(self, priority: Priority, waited: float) -> None:
+        """A queued request went on after ``waited`` seconds."""
+
+    def shed(self, priority: Priority, reason: ShedReason, *, queued: bool = True) -> None:
+        """A request refused by the queue (``queued=False``: it never got in), or given up."""
+
+
 class Recorder(Protocol):
     """The process's metrics, as the request path and the app's resources record them."""
 
@@ -53,6 +67,9 @@ class Recorder(Protocol):
 
     def bind_backend(self, model: str, backend: str) -> BackendRecorder:
         """The recorder of one backend of ``model``'s pool (bound once, at start)."""
+
+    def bind_queue(self, model: str) -> QueueRecorder:
+        """The recorder of ``model``'s wait queue (bound once, at start)."""
 
     def request_done(self, ctx: RequestContext) -> None:
         """Count one finished request (called once, by the edge, however it ended)."""

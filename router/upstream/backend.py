@@ -8,10 +8,11 @@ from collections.abc import Awaitable
 import aiohttp
 from yarl import URL
 
-from balancers import BackendState, HealthPolicy
+from balancers import BackendState, Health, HealthPolicy
 from router.config import BackendConfig
 from router.endpoints import Endpoint
 from router.metrics import BACKEND_OFF, BackendRecorder
+from router.upstream.gate import Gate
 from router.upstream.http import (
     HttpClient,
     Limits,
@@ -87,6 +88,7 @@ class Backend:
 
     __slots__ = (
         "client",
+        "gates",
         "headers",
         "metrics",
         "model",
@@ -133,6 +135,9 @@ class Backend:
         self.timeouts = config.timeouts
         self.metrics = metrics
         self.state.observer = metrics.transition
+        # The wait queues of the routes this backend serves (router.upstream.gate): told when
+        # a slot frees. Empty without a queue configured: end() then costs one test.
+        self.gates: tuple[Gate, ...] = ()
 
     def begin(self) -> None:
         """A request to this backend starts: count it in flight."""
@@ -140,9 +145,30 @@ class Backend:
         self.metrics.began()
 
     def end(self) -> None:
-        """That request is over (answered, failed or abandoned)."""
+        """That request is over (answered, failed or abandoned); its slot goes to a waiter."""
         self.state.end()
         self.metrics.ended()
+        if self.gates:
+            self._wake()
+
+    def queue_for(self, gate: Gate) -> None:
+        """Tell ``gate`` (the wait queue of a route this backend serves) when a slot frees or
+        the backend recovers (a probe answered: every slot is open again, not only the
+        probe's, and a stream's probe ends much later than its answer)."""
+        self.gates += (gate,)
+        self.state.observer = self._transition
+
+    def _transition(self, old: Health, new: Health) -> None:
+        self.metrics.transition(old, new)
+        if new is Health.HEALTHY:
+            self._wake()
+
+    def _wake(self) -> None:
+        gates = self.gates
+        if len(gates) > 1:  # routes of one model share it: first pick of a slot by turns
+            self.gates = (*gates[1:], gates[0])
+        for gate in gates:
+            gate.wake()
 
     def stream_opened(self) -> None:
         """A stream from this backend is being relayed to a client."""

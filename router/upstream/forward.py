@@ -38,6 +38,7 @@ from router.upstream.errors import (
     parse_retry_after,
     retryable_status,
 )
+from router.upstream.gate import Gate
 from router.upstream.http import UpstreamResponse
 from router.upstream.reply import Reply
 from router.upstream.route import Route
@@ -80,7 +81,9 @@ class Forwarder:
                 break
             tried: set[BackendState] = set()
             try:
-                return await _try(route, tried, attempt, ctx)
+                if route.gate is None or route.gate.free():
+                    return await _try(route, tried, attempt, ctx)
+                return await _queued(route, route.gate, tried, attempt, ctx)
             except PoolExhausted:
                 unsent = True
                 continue
@@ -160,6 +163,20 @@ def _try(
     backend = _pick(route, tried)
     ctx.attempt(route.model, backend.name)
     return attempt(backend, route)
+
+
+async def _queued(
+    route: Route, gate: Gate, tried: set[BackendState], attempt: Attempt[T], ctx: RequestContext
+) -> T:
+    """The pool's first try, after a wait in its queue for the slot the gate hands over (or
+    at once, as without a queue, when the pool is down rather than busy)."""
+    state = await gate.wait(ctx.key_id or "", ctx.priority)
+    if state is None:
+        return await _try(route, tried, attempt, ctx)
+    state.end()  # the reservation becomes the attempt's own slot: begin() runs before any await
+    tried.add(state)
+    ctx.attempt(route.model, state.name)
+    return await attempt(route.backends[state.name], route)
 
 
 class HttpAttempt:

@@ -20,6 +20,7 @@ export function openKeyDialog(record = null) {
     field(`limits.${limit}`).value = record?.limits[limit] ?? "";
   }
   field("expires_at").value = toLocalInput(record?.expires_at);
+  field("priority").value = record?.priority ?? "default";
   open($("key-dialog"));
 }
 

@@ -13,6 +13,7 @@ export function keyBody(form) {
       concurrency: limit(value("limits.concurrency")),
     },
     expires_at: expiry(value("expires_at")),
+    priority: value("priority"),
   };
 }
 

@@ -20,6 +20,7 @@ function row(record, now) {
     cell("Expires", [when(record.expires_at, "Never")]),
     cell("Models", [modelsText(record.models)]),
     cell("Limits", [limitsText(record.limits)]),
+    cell("Priority", [record.priority ?? "default"]),
     cell("State", stateLines(record, state)),
     cell("Actions", state === "Revoked" ? [] : actions(record)),
   );

@@ -73,7 +73,11 @@ class KeysPage:
     def fill_key_form(self, **fields: str) -> None:
         """Fill fields of the open key dialog by label: name=…, models=…, rpm=…, …"""
         for field, value in fields.items():
-            self.dialog.get_by_label(LABELS[field], exact=True).fill(value)
+            control = self.dialog.get_by_label(LABELS[field], exact=True)
+            if field == "priority":
+                control.select_option(value=value)
+            else:
+                control.fill(value)
 
     def create(self, name: str, **fields: str) -> str:
         """Create a key through the dialog; the secret the page shows once."""
@@ -125,4 +129,5 @@ LABELS = {
     "tpm": "Tokens per minute",
     "concurrency": "Concurrent requests",
     "expires": "Expires at (optional)",
+    "priority": "Priority",
 }

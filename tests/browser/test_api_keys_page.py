@@ -171,6 +171,26 @@ def test_an_expiry_set_on_the_page_is_enforced(page: Page, router: RouterProcess
     assert chat(router, secret).endswith("says: Hello there")
 
 
+def test_priority_is_set_and_edited_on_the_page(page: Page, router: RouterProcess) -> None:
+    """The Priority select: a new key is default, one made as batch is batch in the list and
+    the API, and an edit to interactive reaches the record; the key keeps working."""
+    keys = signed_in(page, router)
+    keys.create("plain")
+    expect(keys.cell("plain", "Priority")).to_have_text("default")
+    secret = keys.create("nightly", priority="batch")
+    expect(keys.cell("nightly", "Priority")).to_have_text("batch")
+    key_id = secret.split("-")[2]
+    with httpx.Client(base_url=router.url, headers=ADMIN) as admin:
+        assert admin.get(f"/admin/keys/{key_id}").json()["priority"] == "batch"
+        keys.edit("nightly", priority="interactive")
+        expect(keys.cell("nightly", "Priority")).to_have_text("interactive")
+        assert admin.get(f"/admin/keys/{key_id}").json()["priority"] == "interactive"
+    keys.row("nightly").get_by_role("button", name="Edit key nightly").click()
+    expect(keys.dialog.get_by_label("Priority", exact=True)).to_have_value("interactive")
+    keys.dialog.get_by_role("button", name="Cancel").click()
+    assert chat(router, secret).endswith("says: Hello there")
+
+
 def test_a_field_error_from_the_api_shows_next_to_that_field(
     page: Page, router: RouterProcess, console: Console
 ) -> None:

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -25,8 +26,10 @@ from openai.types.chat import ChatCompletionMessageParam
 from tests.functional.conftest import (
     CLIENT_KEY,
     LIMITED_KEY,
+    UPSTREAM_KEY_A,
     Fake,
     RouterFactory,
+    backend,
     make_config,
     two_backend_models,
 )
@@ -113,7 +116,12 @@ def query(api: httpx.Client, expr: str) -> list[dict[str, Any]]:
 def traffic_router(start_router: RouterFactory, fake_a: Fake, fake_b: Fake) -> Any:
     models = two_backend_models(fake_a, fake_b)
     models["gpt-4o"]["fallbacks"] = ["gpt-4o-mini"]
-    config = make_config(models, health={"failures_to_eject": 1, "cooldown": 1})
+    models["queued"] = {"backends": [backend(fake_a, UPSTREAM_KEY_A, max_inflight=1)]}
+    config = make_config(
+        models,
+        health={"failures_to_eject": 1, "cooldown": 1},
+        queue={"max_wait": 30, "max_depth": 100},  # the Accounts row's queue series
+    )
     config["keys"][1]["limits"] = {"rpm": 1, "tpm": 100000, "concurrency": 4}
     return start_router(config)
 
@@ -146,6 +154,20 @@ def send_traffic(base_url: str, fake_a: Fake, fake_b: Fake) -> int:
     return 4 + 4 + 1 + 1 + refused + 1 + 2  # chat requests sent
 
 
+def queued_burst(base_url: str, count: int = 3) -> int:
+    """Requests at once on a one-slot pool: all but one wait in its queue (observed waits)."""
+
+    def one(_: int) -> None:
+        with openai.OpenAI(base_url=base_url, api_key=CLIENT_KEY, max_retries=0) as client:
+            client.chat.completions.create(
+                model="queued", messages=HELLO, extra_body={"fake": {"delay_first_byte": 0.2}}
+            )
+
+    with ThreadPoolExecutor(count) as pool:
+        list(pool.map(one, range(count)))
+    return count
+
+
 def _until_answered(client: openai.OpenAI) -> int:
     """Ask gpt-4o-mini until a backend answers; the number of 503s before that."""
     refused = 0
@@ -170,6 +192,7 @@ def test_every_dashboard_expression_returns_data(
     with prometheus(target, tmp_path) as api:
         _until(lambda: query(api, 'up{job="switchyard"} == 1'), "the first scrape")
         chats = send_traffic(traffic_router.base_url, fake_a, fake_b)
+        chats += queued_burst(traffic_router.base_url)
         total = 'sum(switchyard_requests_total{endpoint="chat"})'
         _until(lambda: _value(query(api, total)) == chats, "prometheus to see every request")
         for expr in expressions:

@@ -77,6 +77,7 @@ def test_public_view_has_no_hash_and_no_secret():
         "expires_at": None,
         "models": ["*"],
         "limits": {"rpm": 60, "tpm": None, "concurrency": 2},
+        "priority": "default",
         "state": "active",
         "rotation_grace_until": NOW + 60,
     }
