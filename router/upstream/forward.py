@@ -178,6 +178,29 @@ class HttpAttempt:
         return _attempt(backend, route.endpoint, body, self.headers)
 
 
+class PathAttempt:
+    """A request to a URL of the backend other than its endpoint's (a stored response, a
+    conversation): ``url_of`` makes it from the backend; same health, timeouts and relay."""
+
+    __slots__ = ("body", "headers", "method", "url_of")
+
+    def __init__(
+        self,
+        method: str,
+        url_of: Callable[[Backend], str],
+        body: bytes,
+        headers: dict[str, str],
+    ) -> None:
+        self.method = method
+        self.url_of = url_of
+        self.body = body
+        self.headers = headers
+
+    def __call__(self, backend: Backend, route: Route) -> Coroutine[None, None, Reply]:
+        send = backend.send(self.method, self.url_of(backend), self.body, self.headers)
+        return _attempt(backend, route.endpoint, self.body, self.headers, sent=send)
+
+
 def _pick(route: Route, tried: set[BackendState]) -> Backend:
     state = route.pool.pick(tried)
     if state is None:
@@ -194,7 +217,12 @@ def _body_for(backend: Backend, payload: dict[str, object], body: bytes) -> byte
 
 
 async def _attempt(
-    backend: Backend, endpoint: Endpoint, body: bytes, headers: dict[str, str]
+    backend: Backend,
+    endpoint: Endpoint,
+    body: bytes,
+    headers: dict[str, str],
+    *,
+    sent: Awaitable[UpstreamResponse] | None = None,
 ) -> Reply:
     """One try on one backend. The client enforces the timeouts: connect, first byte, the
     longest silence within a body read whole (first_byte), and total."""
@@ -202,7 +230,7 @@ async def _attempt(
     started = time.monotonic()
     response: UpstreamResponse | None = None
     try:
-        response = await backend.post(endpoint, body, headers)
+        response = await (sent or backend.post(endpoint, body, headers))
         first_byte = time.monotonic()
         if not retryable_status(response.status):
             reply = _accepted(backend, response, started, first_byte)
