@@ -28,7 +28,6 @@ from router.upstream.http.response import Limits, Response
 from router.upstream.http.tls import ResumingContext, client_context
 from router.upstream.http.wire import encode_request
 
-
 _MAX_TARGETS = 1024
 
 
