@@ -110,7 +110,7 @@ def test_retrieve_delete_input_items_cancel(client: openai.OpenAI, fake_a: Fake)
     for response in made:
         assert client.responses.retrieve(response.id).id == response.id
         items = client.responses.input_items.list(response.id, order="asc", limit=5)
-        assert [item.content[0].text for item in items.data] == [  # type: ignore[union-attr]
+        assert [item.model_dump()["content"][0]["text"] for item in items.data] == [
             response.output_text.split("says: ")[-1]
         ]
     for response in made:
@@ -180,11 +180,11 @@ def test_conversations_stay_in_their_account(client: openai.OpenAI) -> None:
         )
         items = client.conversations.items.list(conversation.id, order="asc")
         assert len(items.data) == 7  # three turns of two items, and the note
-        item = client.conversations.items.retrieve(
-            added.data[0].id, conversation_id=conversation.id
-        )
-        assert item.id == added.data[0].id
-        client.conversations.items.delete(added.data[0].id, conversation_id=conversation.id)
+        item_id = added.data[0].id
+        assert item_id is not None
+        item = client.conversations.items.retrieve(item_id, conversation_id=conversation.id)
+        assert item.id == item_id
+        client.conversations.items.delete(item_id, conversation_id=conversation.id)
         client.conversations.delete(conversation.id)
         with pytest.raises(openai.NotFoundError):
             client.conversations.retrieve(conversation.id)
@@ -235,6 +235,7 @@ def test_two_routers_sharing_redis(
     with sdk(one) as first, sdk(two) as second, sdk(two, OTHER_KEY) as other:
         for i in range(100):
             made = first.responses.create(model="gpt-4o", input=f"on one {i}")
+            answer: openai.types.responses.Response
             if i % 2:
                 with second.responses.stream(
                     model="gpt-4o", input="on two", previous_response_id=made.id
