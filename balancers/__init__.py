@@ -7,6 +7,7 @@ Read in this order: :mod:`balancers.health` (the ejection state machine as a tab
 is allowed at all). Nothing here awaits, sleeps or reads the system clock.
 """
 
+from balancers.affinity import Ring, key_hash
 from balancers.budget import RetryBudget
 from balancers.health import TABLE, Event, Health, HealthPolicy
 from balancers.pool import Clock, Pool
@@ -33,8 +34,10 @@ __all__ = [
     "LeastLatency",
     "Pool",
     "RetryBudget",
+    "Ring",
     "RoundRobin",
     "Strategy",
     "Weighted",
+    "key_hash",
     "make_strategy",
 ]

@@ -13,7 +13,7 @@ import random
 import time
 from collections.abc import Iterator
 
-from balancers import HealthPolicy, Pool, make_strategy
+from balancers import HealthPolicy, Pool, Ring, make_strategy
 from router.auth import Principal
 from router.config import Config, ModelConfig
 from router.endpoints import ENDPOINTS, Endpoint
@@ -73,11 +73,13 @@ class RouteTable:
         for endpoint in ENDPOINTS:
             serving = [b for b in backends if endpoint in b.urls]
             if serving:
+                states = [b.state for b in serving]
                 pool = Pool(
                     model_id,
                     make_strategy(model.strategy, rng),
-                    [b.state for b in serving],
+                    states,
                     clock=time.monotonic,
+                    ring=Ring(states) if model.affinity == "prompt" else None,
                 )
                 by_name = {b.name: b for b in serving}
                 self._routes[endpoint, model_id] = Route(model_id, endpoint, pool, by_name)

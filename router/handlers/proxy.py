@@ -14,6 +14,7 @@ import orjson
 from aiohttp import web
 
 from router.appkeys import CONFIG, FORWARDER, LIMITER, METRICS, ROUTES
+from router.cachekey import cache_key
 from router.context import CONTEXT
 from router.edge import edge
 from router.endpoints import ENDPOINTS, Endpoint
@@ -57,6 +58,8 @@ async def proxy(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
     ctx.model = model = require_model(payload)
     stream = check_stream(payload)
     chain = request.app[ROUTES].chain(endpoint, model, principal)
+    if chain[0].pool.ring is not None:  # affinity: prompt (router.cachekey)
+        ctx.affinity = cache_key(endpoint, payload)
     keep = None
     if endpoint == "responses":  # stored responses have a home (router.handlers.homing)
         chain, keep = await homing.plan(request, payload, principal, model, chain)

@@ -157,7 +157,7 @@ def _try(
     route: Route, tried: set[BackendState], attempt: Attempt[T], ctx: RequestContext
 ) -> Awaitable[T]:
     """Pick an untried backend and start the attempt (no coroutine frame of its own)."""
-    backend = _pick(route, tried)
+    backend = _pick(route, tried, ctx)
     ctx.attempt(route.model, backend.name)
     return attempt(backend, route)
 
@@ -201,8 +201,14 @@ class PathAttempt:
         return _attempt(backend, route.endpoint, self.body, self.headers, sent=send)
 
 
-def _pick(route: Route, tried: set[BackendState]) -> Backend:
-    state = route.pool.pick(tried)
+def _pick(route: Route, tried: set[BackendState], ctx: RequestContext) -> Backend:
+    pool = route.pool
+    key = ctx.affinity
+    if key is None or pool.ring is None:
+        state = pool.pick(tried)
+    else:  # prompt-cache affinity: was it the key's own backend? (for the hit-rate metric)
+        state = pool.pick(tried, affinity=key)
+        ctx.affinity_hit = pool.ring.last_hit
     if state is None:
         raise PoolExhausted
     tried.add(state)
