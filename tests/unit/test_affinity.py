@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -117,17 +118,18 @@ def test_pool_prefers_the_key_owner_and_falls_back_when_it_is_ejected() -> None:
 
 
 def test_cache_key_order_and_stable_prefix() -> None:
-    base = {
-        "messages": [
-            {"role": "system", "content": "You are terse."},
-            {"role": "user", "content": "first question"},
-        ],
+    opening = [
+        {"role": "system", "content": "You are terse."},
+        {"role": "user", "content": "first question"},
+    ]
+    base: dict[str, Any] = {
+        "messages": opening,
         "tools": [{"type": "function", "function": {"name": "f"}}],
     }
     later = {
         **base,
         "messages": [
-            *base["messages"],
+            *opening,
             {"role": "assistant", "content": "answer"},
             {"role": "user", "content": "second question"},
         ],
