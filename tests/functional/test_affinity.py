@@ -23,6 +23,7 @@ from tests.functional.conftest import (
 )
 from tests.functional.fake_process import fake_upstream
 from tests.functional.router_process import RouterProcess
+from tests.functional.scrape import scrape
 
 CONVERSATIONS = 20
 TURNS = 10
@@ -130,3 +131,32 @@ def test_a_dead_backend_moves_only_its_conversations(
         else:
             assert after[0][number] != "fake-d"
             assert after[1][number] == after[0][number]
+
+
+def test_cached_tokens_and_affinity_picks_are_counted(
+    start_router: RouterFactory, fake_a: Fake, fake_b: Fake
+) -> None:
+    """Cached tokens from chat and responses, JSON and streams, match what the fakes reported;
+    every pick on the affinity pool counts as a hit or a miss."""
+    for fake in (fake_a, fake_b):
+        fake.set_prefix_cache(10_000, min_tokens=32, block_tokens=16)
+    router = start_router(make_config(pool(fake_a, fake_b, affinity="prompt")))
+    long = " ".join(f"word{i}" for i in range(64))
+    messages: Any = [{"role": "system", "content": long}, {"role": "user", "content": "hi"}]
+    with openai.OpenAI(base_url=router.base_url, api_key=CLIENT_KEY, max_retries=0) as sdk:
+        for _ in range(3):
+            sdk.chat.completions.create(model="gpt-4o", messages=messages)
+            list(sdk.chat.completions.create(model="gpt-4o", messages=messages, stream=True))
+            sdk.responses.create(model="gpt-4o", instructions=long, input="hi", store=False)
+            with sdk.responses.stream(
+                model="gpt-4o", instructions=long, input="hi", store=False
+            ) as stream:
+                stream.get_final_response()
+    reported = fake_a.stats()["cached_tokens"] + fake_b.stats()["cached_tokens"]
+    assert reported > 0
+    metrics = scrape(f"{router.url}/metrics")
+    assert metrics.sum("switchyard_cached_tokens_total", model="gpt-4o") == reported
+    hits = metrics.sum("switchyard_affinity_picks_total", model="gpt-4o", result="hit")
+    misses = metrics.sum("switchyard_affinity_picks_total", model="gpt-4o", result="miss")
+    assert hits + misses == 12
+    assert hits >= 10
