@@ -9,18 +9,26 @@ steadier figure on a noisy machine) of each, and their ratios.
 
 The request names no ``user``: the cache key is the costlier prefix hash (the system message and
 the first user message), not the one-string hash of ``user``.
+
+``--micro`` prices the two steps affinity changes, in-process and without sockets (steadier than
+req/s on a shared machine): the cache key, and ``Pool.pick`` with the ring against the pool's
+strategy alone (least-latency). Their difference is what affinity adds per request.
 """
 
 from __future__ import annotations
 
 import argparse
+import random
 import statistics
 import sys
-from collections.abc import Sequence
+import time
+import timeit
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import orjson
 
+from balancers import BackendState, Pool, Ring, make_strategy
 from benchmarks.procs import Processes, free_port, http_status, pinned
 from benchmarks.report import SCENARIOS, Cell
 from benchmarks.run import in_temp_dir, measure_cell, wrk
@@ -33,6 +41,7 @@ from benchmarks.targets import (
     request_body,
     start_nginx,
 )
+from router.cachekey import cache_key
 
 _CONFIG = """\
 server: {{host: 127.0.0.1, port: {port}, workers: 1, access_log: true, drain_seconds: 1}}
@@ -99,12 +108,41 @@ def report(plain: list[Cell], affinity: list[Cell], args: argparse.Namespace) ->
     print(f"  req/s ratio {rps[1] / rps[0]:.3f}, CPU/req ratio {cpu[1] / cpu[0]:.3f}")
 
 
+def micro() -> int:
+    """Microseconds per cache key and per pick, best of five runs of 200,000."""
+    payload = orjson.loads(request_body(stream=False))
+    del payload["user"]
+    states = [BackendState("nginx-1"), BackendState("nginx-2")]
+    strategy = make_strategy("least-latency", random.Random(0))
+    plain = Pool("gpt-4o", strategy, states, clock=time.monotonic)
+    ring = Pool("gpt-4o", strategy, states, clock=time.monotonic, ring=Ring(states))
+    key = cache_key("chat", payload)
+    assert key is not None
+
+    def price(step: Callable[[], object]) -> float:
+        return min(timeit.repeat(step, number=200_000, repeat=5)) / 200_000 * 1e6
+
+    costs = {
+        "cache key (prefix)": price(lambda: cache_key("chat", payload)),
+        "pick, least-latency": price(plain.pick),
+        "pick, ring": price(lambda: ring.pick(affinity=key)),
+    }
+    for step, us in costs.items():
+        print(f"  {step:22} {us:6.3f} us")
+    added = costs["cache key (prefix)"] + costs["pick, ring"] - costs["pick, least-latency"]
+    print(f"  affinity adds {added:.3f} us per request")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.affinity", description=__doc__)
     parser.add_argument("--rounds", type=int, default=7, help="alternated runs per router")
     parser.add_argument("--duration", type=int, default=5, help="seconds per run")
     parser.add_argument("--warmup", type=int, default=2, help="seconds of warm-up per router")
+    parser.add_argument("--micro", action="store_true", help="price the steps in-process only")
     args = parser.parse_args(argv)
+    if args.micro:
+        return micro()
     return in_temp_dir(lambda tmp: run(args, tmp))
 
 

@@ -15,6 +15,7 @@ that event is relayed. A client's follow-up can never overtake the record.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,14 +24,16 @@ from aiohttp import web
 
 from router.appkeys import HOMES, ROUTES
 from router.auth import Principal
+from router.auth.keystore import STORE_ERRORS
 from router.context import RequestContext
-from router.errors import InvalidRequest, NotFound
+from router.errors import InvalidRequest, NotFound, ServiceUnavailable
 from router.homes import Home, valid_id
 from router.homes.record import Cached
 from router.upstream.http import UpstreamResponse
 from router.upstream.reply import Reply
 from router.upstream.route import Route
 
+logger = logging.getLogger("switchyard")
 _FIRST_EVENT_LIMIT = 64 * 1024  # response.created is a few KiB; past this, give up looking
 _EVENT_END = (b"\n\n", b"\r\n\r\n")
 
@@ -64,7 +67,15 @@ async def owned_home(homes: Cached, object_id: object, principal: Principal) -> 
     id (all three answer the same: a key learns nothing of another key's ids)."""
     if not isinstance(object_id, str) or not valid_id(object_id):
         return None
-    home = await homes.get(object_id)
+    try:
+        home = await homes.get(object_id)
+    except STORE_ERRORS as exc:  # an outage, not a bug: one line, no traceback, a 503
+        logger.warning("home store unavailable", extra={"fields": {"error": type(exc).__name__}})
+        raise ServiceUnavailable(
+            "Stored responses cannot be looked up right now; please retry.",
+            code="homes_unavailable",
+            headers={"retry-after": "1"},
+        ) from None
     return home if home is not None and home.owner == principal.key_id else None
 
 
@@ -111,8 +122,15 @@ class Keeper:
             object_id = await _first_event_id(reply)
         else:
             object_id = _id_of(reply.body)
-        if object_id is not None and valid_id(object_id):
+        if object_id is None or not valid_id(object_id):
+            return
+        try:
             await self.homes.put(object_id, Home(ctx.route_model, reply.backend.name, self.owner))
+        except STORE_ERRORS as exc:
+            # The answer exists upstream: the client gets it; only a follow-up on this id will
+            # find no home (400/404, as for an unknown id). Failing it would orphan it instead.
+            fields = {"error": type(exc).__name__, "request_id": ctx.request_id}
+            logger.warning("home not recorded: store unavailable", extra={"fields": fields})
 
 
 def _id_of(body: bytes | None) -> str | None:

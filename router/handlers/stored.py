@@ -14,6 +14,7 @@ serves responses and the key may use (the request names no model), balanced by i
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Coroutine
 
 from aiohttp import web
@@ -21,6 +22,7 @@ from yarl import URL
 
 from router.appkeys import FORWARDER, HOMES, LIMITER, METRICS, ROUTES
 from router.auth import Principal
+from router.auth.keystore import STORE_ERRORS
 from router.context import CONTEXT
 from router.edge import edge
 from router.errors import InvalidRequest, ModelNotFound
@@ -89,7 +91,11 @@ async def _homed(
     object_id = _object_id(request, name)
     for segment in suffix:
         if not valid_id(segment):
-            raise not_found(object_id)
+            raise InvalidRequest(
+                "Invalid 'item_id': expected letters, digits, '_' or '-' (at most 200).",
+                param="item_id",
+                code="invalid_id",
+            )
     query, body = _query(request), await read_body(request)
     home = await owned_home(request.app[HOMES], object_id, principal)
     route = request.app[ROUTES].pinned("responses", home.model, home.backend) if home else None
@@ -103,7 +109,8 @@ async def _homed(
 
     response = await _send(request, principal, (route,), PathAttempt(method, url_of, body, {}))
     if forget and response.status == 200:
-        await request.app[HOMES].forget(object_id)
+        with contextlib.suppress(*STORE_ERRORS):  # else it expires; the home answers 404
+            await request.app[HOMES].forget(object_id)
     return response
 
 
