@@ -8,6 +8,7 @@ is allowed at all), :mod:`balancers.vacancy` and :mod:`balancers.fairqueue` (whe
 waits for a busy pool, and who goes next). Nothing here awaits, sleeps or reads the system clock.
 """
 
+from balancers.affinity import Ring, key_hash
 from balancers.budget import RetryBudget
 from balancers.health import TABLE, Event, Health, HealthPolicy
 from balancers.pool import Clock, Pool
@@ -34,8 +35,10 @@ __all__ = [
     "LeastLatency",
     "Pool",
     "RetryBudget",
+    "Ring",
     "RoundRobin",
     "Strategy",
     "Weighted",
+    "key_hash",
     "make_strategy",
 ]

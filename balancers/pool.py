@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Container, Sequence
 
+from balancers.affinity import Ring
 from balancers.health import Health
 from balancers.state import BackendState
 from balancers.strategies import Strategy
@@ -23,7 +24,7 @@ Clock = Callable[[], float]
 class Pool:
     """Backends serving one model, and the strategy that chooses among them."""
 
-    __slots__ = ("backends", "clock", "name", "strategy")
+    __slots__ = ("backends", "clock", "name", "ring", "strategy")
 
     def __init__(
         self,
@@ -32,6 +33,7 @@ class Pool:
         backends: Sequence[BackendState],
         *,
         clock: Clock,
+        ring: Ring | None = None,
     ) -> None:
         if not backends:
             raise ValueError(f"pool {name!r} has no backends")
@@ -43,9 +45,15 @@ class Pool:
         self.strategy = strategy
         self.backends = tuple(backends)
         self.clock = clock
+        self.ring = ring  # prompt-cache affinity (balancers.affinity); None: off
 
-    def pick(self, exclude: Container[BackendState] = ()) -> BackendState | None:
+    def pick(
+        self, exclude: Container[BackendState] = (), *, affinity: int | None = None
+    ) -> BackendState | None:
         """Choose a backend for the next request (or retry), or None if none may take it.
+
+        With ``affinity`` (a cache key's hash) and a ring, the candidate the key belongs to is
+        preferred (:class:`~balancers.affinity.Ring`): never one the pool would not choose.
 
         Preference, in order: ready and below ``max_inflight``; ready at all (saturation only
         means the connection pool queues). A chosen backend that is not HEALTHY becomes
@@ -68,7 +76,12 @@ class Pool:
             candidates = [b for b in self.backends if b not in exclude and b.ready(now)]
             if not candidates:
                 return None
-        chosen = self.strategy.pick(candidates, now)
+        chosen = None
+        if affinity is not None and self.ring is not None:
+            # The key's backend, or the next on the ring under the load bound; else the strategy.
+            chosen = self.ring.pick(affinity, candidates)
+        if chosen is None:
+            chosen = self.strategy.pick(candidates, now)
         if chosen.health is not HEALTHY:
             chosen.start_probe(now)
         return chosen

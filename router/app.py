@@ -11,10 +11,10 @@ from router.appkeys import CONFIG, FORWARDER, KEYRING, METRICS, PROCESS, ROUTES,
 from router.auth import KeyRing
 from router.config import Config
 from router.edge import add_fallback
-from router.handlers import admin, health, models, pages, proxy, realtime
+from router.handlers import admin, health, models, pages, proxy, realtime, stored
 from router.handlers.metrics import add_metrics_route
 from router.metrics import create_metrics
-from router.resources import keys, limiter, redis_client
+from router.resources import homes, keys, limiter, redis_client
 from router.routing import RouteTable
 from router.upstream.forward import Forwarder
 
@@ -39,9 +39,10 @@ def create_app(config: Config) -> web.Application:
     app[KEYRING] = KeyRing(config.keys)
     app[FORWARDER] = Forwarder(config.retry, metrics)
     app[PROCESS] = ProcessState(started_at=int(time.time()))
-    app.cleanup_ctx.extend([redis_client, keys, limiter, _upstreams])
+    app.cleanup_ctx.extend([redis_client, keys, homes, limiter, _upstreams])
     models.add_routes(app)
     proxy.add_routes(app)
+    stored.add_routes(app)
     realtime.add_routes(app)
     health.add_routes(app)
     admin.add_routes(app)

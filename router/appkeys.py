@@ -10,6 +10,7 @@ from aiohttp import web
 from router.auth import KeyRing
 from router.auth.principals import Authenticator
 from router.config import Config
+from router.homes.record import Cached
 from router.limits import Limiter
 from router.metrics import Recorder
 from router.routing import RouteTable
@@ -36,3 +37,4 @@ AUTH = web.AppKey("auth", Authenticator)
 LIMITER = web.AppKey("limiter", Limiter)
 REDIS: web.AppKey[redis.asyncio.Redis] = web.AppKey("redis")
 METRICS = web.AppKey("metrics", Recorder)  # router.metrics.off when metrics.enabled is false
+HOMES = web.AppKey("homes", Cached)  # stored responses' and conversations' homes

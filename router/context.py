@@ -24,6 +24,8 @@ class RequestContext:
     """Filled in along the request path; read once at its end, by the access log and metrics."""
 
     __slots__ = (
+        "affinity",
+        "affinity_hit",
         "attempts",
         "backend",
         "delivered",
@@ -69,6 +71,10 @@ class RequestContext:
         self.first_token: float | None = None
         self.usage: Usage | None = None
         self.session: SessionStats | None = None  # a realtime session's counters
+        # The prompt-cache key's hash on an affinity pool (router.cachekey), and whether the
+        # pick went to the key's own backend.
+        self.affinity: int | None = None
+        self.affinity_hit: bool | None = None
 
     def attempt(self, model: str, backend: str) -> None:
         """A try on ``backend`` of ``model``'s pool begins."""

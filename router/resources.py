@@ -17,12 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from router.appkeys import AUTH, CONFIG, KEYRING, LIMITER, METRICS, REDIS
+from router.appkeys import AUTH, CONFIG, HOMES, KEYRING, LIMITER, METRICS, REDIS
 from router.auth.keystore import KeyStore
 from router.auth.open_store import open_store
 from router.auth.principals import Authenticator
 from router.auth.service import KeyService
 from router.auth.snapshot import load
+from router.homes import open_homes
 from router.limits import LocalLimiter
 from router.limits.types import failure_reason
 from router.metrics import Recorder
@@ -78,6 +79,13 @@ async def keys(app: web.Application) -> AsyncIterator[None]:
         await service.flush_last_used()
     if restoring is not None:
         await restoring.save()
+    await store.close()
+
+
+async def homes(app: web.Application) -> AsyncIterator[None]:
+    """Where stored responses and conversations live (router.homes): beside the keys."""
+    app[HOMES] = store = open_homes(app[CONFIG], app.get(REDIS))
+    yield
     await store.close()
 
 

@@ -13,11 +13,12 @@ import random
 import time
 from collections.abc import Iterator
 
-from balancers import HealthPolicy, Pool, make_strategy
+from balancers import HealthPolicy, Pool, Ring, make_strategy
 from router.auth import Principal
 from router.config import Config, ModelConfig
 from router.endpoints import ENDPOINTS, Endpoint
 from router.errors import InvalidRequest, ModelNotFound
+from router.homes import Home
 from router.metrics import METRICS_OFF, Recorder
 from router.upstream.backend import Backend, make_client, make_session, tls_context
 from router.upstream.gate import Gate
@@ -35,7 +36,7 @@ class RouteTable:
         rng: random.Random | None = None,
         metrics: Recorder = METRICS_OFF,
     ) -> None:
-        rng = rng or random.Random()
+        rng = self._rng = rng or random.Random()
         health = config.health
         self._policy = HealthPolicy(
             failures_to_eject=health.failures_to_eject,
@@ -53,6 +54,7 @@ class RouteTable:
             self._add_model(model_id, model, rng)
         self._chains: dict[tuple[Endpoint, str], tuple[Route, ...]] = {}
         self._link_fallbacks()
+        self._pinned: dict[tuple[Endpoint, str, str], Route] = {}
 
     def _add_model(self, model_id: str, model: ModelConfig, rng: random.Random) -> None:
         metrics = self._metrics
@@ -73,11 +75,13 @@ class RouteTable:
         for endpoint in ENDPOINTS:
             serving = [b for b in backends if endpoint in b.urls]
             if serving:
+                states = [b.state for b in serving]
                 pool = Pool(
                     model_id,
                     make_strategy(model.strategy, rng),
-                    [b.state for b in serving],
+                    states,
                     clock=time.monotonic,
+                    ring=Ring(states) if model.affinity == "prompt" else None,
                 )
                 by_name = {b.name: b for b in serving}
                 gate = self._gate(model_id, model, pool)
@@ -119,6 +123,47 @@ class RouteTable:
             fallbacks = (self._routes.get((endpoint, f)) for f in self._fallbacks[model])
             self._chains[endpoint, model] = (route, *(r for r in fallbacks if r is not None))
 
+    def pinned(self, endpoint: Endpoint, model: str, backend: str) -> Route | None:
+        """A route to one backend of ``model`` only (a stored response's home), or None if the
+        config no longer has it. Its pool shares the backend's state (health, in flight), so an
+        ejected home answers 503 and no request ever reaches another account."""
+        key = (endpoint, model, backend)
+        route = self._pinned.get(key)
+        if route is None:
+            full = self._routes.get((endpoint, model))
+            chosen = full.backends.get(backend) if full is not None else None
+            if full is None or chosen is None:
+                return None
+            one = make_strategy("round-robin", self._rng)
+            pool = Pool(model, one, [chosen.state], clock=time.monotonic)
+            route = self._pinned[key] = Route(model, endpoint, pool, {backend: chosen})
+        return route
+
+    def homed(self, endpoint: Endpoint, model: str, home: Home) -> Route | None:
+        """The route to ``home``'s account for a request naming ``model``: the home's own
+        backend, or the backend of ``model`` that is the same account (same URL, same
+        credentials: several models may share one provider account). None if there is none."""
+        if model == home.model:
+            return self.pinned(endpoint, model, home.backend)
+        made_by = self._routes.get((endpoint, home.model))
+        origin = made_by.backends.get(home.backend) if made_by is not None else None
+        serving = self._routes.get((endpoint, model))
+        if origin is None or serving is None:
+            return None
+        account = _account(origin, endpoint)
+        for name, backend in serving.backends.items():
+            if _account(backend, endpoint) == account:
+                return self.pinned(endpoint, model, name)
+        return None
+
+    def first(self, endpoint: Endpoint, principal: Principal) -> Route | None:
+        """The first route of ``endpoint`` (config order) whose model the key may use: where
+        what names no model (a new conversation) goes."""
+        for (serves, model), route in self._routes.items():
+            if serves == endpoint and principal.allows(model):
+                return route
+        return None
+
     def __iter__(self) -> Iterator[Route]:
         return iter(self._routes.values())
 
@@ -131,3 +176,8 @@ class RouteTable:
 
     def __repr__(self) -> str:
         return f"<RouteTable {len(self._fallbacks)} models, {len(self._routes)} routes>"
+
+
+def _account(backend: Backend, endpoint: Endpoint) -> tuple[str, frozenset[tuple[str, str]]]:
+    """A provider account: where the endpoint is served, and with which credentials."""
+    return backend.targets[endpoint], frozenset(backend.headers.items())

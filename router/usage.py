@@ -31,11 +31,13 @@ def estimate_tokens(
 
 
 class Usage(NamedTuple):
-    """Tokens an upstream reports: in (prompt), out (completion) and their total."""
+    """Tokens an upstream reports: in (prompt), out (completion) and their total; ``cached``:
+    the part of ``input`` served from the upstream's prompt cache."""
 
     input: int
     output: int
     total: int
+    cached: int = 0
 
 
 def _count(usage: dict[str, Any], *names: str) -> int:
@@ -57,7 +59,9 @@ def usage_of(usage: object) -> Usage | None:
         return None
     tokens_in = _count(usage, "prompt_tokens", "input_tokens")
     tokens_out = _count(usage, "completion_tokens", "output_tokens")
-    return Usage(tokens_in, tokens_out, total)
+    details = usage.get("prompt_tokens_details") or usage.get("input_tokens_details")
+    cached = _count(details, "cached_tokens") if isinstance(details, dict) else 0
+    return Usage(tokens_in, tokens_out, total, cached)
 
 
 _USAGE_KEY = b'"usage":'

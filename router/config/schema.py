@@ -177,6 +177,8 @@ class ModelConfig(_Strict):
     backends: tuple[BackendConfig, ...] = Field(min_length=1)
     # This pool's wait queue; replaces the top-level one (unset: the top-level queue, if any).
     queue: QueueConfig | None = None
+    # prompt: requests that share a prompt-cache key stay on one backend (balancers.affinity).
+    affinity: Literal["none", "prompt"] = "none"
 
 
 class HealthConfig(_Strict):
@@ -224,6 +226,9 @@ class StoreConfig(_Strict):
 
     path: str = ".switchyard/keys.sqlite3"
     snapshot_path: str | None = None  # default: keys-snapshot.json beside ``path``
+    # How long the home (backend and owner key) of a stored response or conversation is kept:
+    # OpenAI keeps responses 30 days. Without Redis, homes live in homes.sqlite3 beside ``path``.
+    homes_ttl_days: float = Field(30.0, gt=0, le=3650)
 
     @property
     def snapshot_file(self) -> Path:

@@ -14,9 +14,11 @@ import orjson
 from aiohttp import web
 
 from router.appkeys import CONFIG, FORWARDER, LIMITER, METRICS, ROUTES
+from router.cachekey import cache_key
 from router.context import CONTEXT
 from router.edge import edge
 from router.endpoints import ENDPOINTS, Endpoint
+from router.handlers import homing
 from router.handlers.admission import Charge, admit, finish
 from router.handlers.common import (
     authenticate,
@@ -58,6 +60,11 @@ async def proxy(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
     stream = check_stream(payload)
     app = request.app  # one lookup: request.app is a property over the match info
     chain = app[ROUTES].chain(endpoint, model, principal)
+    if chain[0].pool.ring is not None:  # affinity: prompt (router.cachekey)
+        ctx.affinity = cache_key(endpoint, payload)
+    keep = None
+    if endpoint == "responses":  # stored responses have a home (router.handlers.homing)
+        chain, keep = await homing.plan(request, payload, principal, model, chain)
     config = app[CONFIG]
     metrics = config.metrics
     metered = metrics.enabled
@@ -65,7 +72,15 @@ async def proxy(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
     if principal.limits.empty:
         payload, body, strip = _asking_usage(endpoint, payload, body, ask_usage)
         return await _forward(
-            request, endpoint, chain, payload, body, charge=None, count=metered, strip=strip
+            request,
+            endpoint,
+            chain,
+            payload,
+            body,
+            charge=None,
+            count=metered,
+            strip=strip,
+            keep=keep,
         )
     limiter = app[LIMITER]
     estimate = estimate_tokens(payload, body, endpoint, config.estimate)
@@ -74,7 +89,15 @@ async def proxy(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
         ask_usage = ask_usage or (stream and charge.wants_usage)
         payload, body, strip = _asking_usage(endpoint, payload, body, ask_usage)
         return await _forward(
-            request, endpoint, chain, payload, body, charge=charge, count=True, strip=strip
+            request,
+            endpoint,
+            chain,
+            payload,
+            body,
+            charge=charge,
+            count=True,
+            strip=strip,
+            keep=keep,
         )
     finally:
         await finish(limiter, charge)
@@ -115,17 +138,21 @@ async def _forward(
     charge: Charge | None,
     count: bool,
     strip: bool,
+    keep: homing.Keeper | None = None,
 ) -> web.StreamResponse:
     """Forward (with retries and fallbacks), relay, and free the backend slot in one finally.
 
     With ``count``, the upstream's token usage is read (the tap for streams, the JSON body
     otherwise) for the metrics and the key's ``charge``; with ``strip``, the relay removes the
-    usage chunk the router asked for and the client did not."""
+    usage chunk the router asked for and the client did not; ``keep`` records the home of a
+    stored response before the client sees its id."""
     ctx = request[CONTEXT]
     headers = forward_headers(request, ctx.request_id)
     attempt = HttpAttempt(payload, body, headers)
     reply = await request.app[FORWARDER].forward(chain, attempt, ctx)
     try:
+        if keep is not None:
+            await keep(reply, ctx)
         ctx.upstream_first_byte = reply.first_byte
         ctx.upstream_request_id = reply.response.headers.get("x-request-id")
         if not count:

@@ -64,6 +64,7 @@ class Instruments:
         self._backends(r)
         self._decisions(r)
         self._queues(r)
+        self._caches(r)
 
     def _streams(self, r: Maker) -> None:
         self.streams = r.counter(
@@ -148,6 +149,19 @@ class Instruments:
             "switchyard_backend_transitions",
             "Health transitions: ejection, probe, recovery.",
             (*_BACKEND, "transition"),
+        )
+
+    def _caches(self, r: Maker) -> None:
+        self.cached_tokens = r.counter(
+            "switchyard_cached_tokens",
+            "Input tokens the upstream served from its prompt cache (prompt_tokens_details or "
+            "input_tokens_details.cached_tokens); part of switchyard_tokens{type=input}.",
+            _BACKEND,
+        )
+        self.affinity = r.counter(
+            "switchyard_affinity_picks",
+            "Picks on affinity: prompt pools: hit (the cache key's own backend) or miss.",
+            ("model", "result"),
         )
 
     def _decisions(self, r: Maker) -> None:

@@ -48,6 +48,7 @@ class BackendMetrics:
         "open_streams",
         "realtime",
         "stream_duration",
+        "tokens_cached",
         "tokens_in",
         "tokens_out",
         "tpot",
@@ -62,6 +63,7 @@ class BackendMetrics:
         self.stream_duration: HistogramChild = m.stream_duration.labels(model, backend)
         self.tokens_in: CounterChild = m.tokens.labels(model, backend, "input")
         self.tokens_out: CounterChild = m.tokens.labels(model, backend, "output")
+        self.tokens_cached: CounterChild = m.cached_tokens.labels(model, backend)
         self._health = {state: m.health.labels(model, backend, state.value) for state in Health}
         self._transitions = {
             state: m.transitions.labels(model, backend, transition)
@@ -186,6 +188,11 @@ class Metrics:
             for operation in ("admit", "flush", "renew"):
                 m.redis_errors.labels(operation, failure)
         m.key_store_restores.labels()
+        self._affinity = {
+            (model, hit): m.affinity.labels(model, "hit" if hit else "miss")
+            for model in fallbacks
+            for hit in (True, False)
+        }
 
     def bind_backend(self, model: str, backend: str) -> BackendMetrics:
         bound = self._backends[model, backend] = BackendMetrics(self._m, model, backend)
@@ -216,10 +223,14 @@ class Metrics:
             if usage is not None:
                 backend.tokens_in.inc(usage.input)
                 backend.tokens_out.inc(usage.output)
+                if usage.cached:
+                    backend.tokens_cached.inc(usage.cached)
             if ctx.session is not None:
                 backend.realtime.ended(ctx.session)
             elif ctx.stream:
                 self._stream_done(ctx, series, backend, now)
+        if ctx.affinity_hit is not None:
+            self._affinity[model, ctx.affinity_hit].inc()
         if self._keys is not None and ctx.key_id is not None:
             self._key_done(self._keys, ctx.key_id, ctx)
 

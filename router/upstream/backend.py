@@ -191,6 +191,12 @@ class Backend:
         headers = {**headers, **self.headers}
         return self.client.request("POST", self.targets[endpoint], headers, body)
 
+    def send(
+        self, method: str, url: str, body: bytes, headers: dict[str, str]
+    ) -> Awaitable[UpstreamResponse]:
+        """Start a request to any URL of this backend (a stored response's, a conversation's)."""
+        return self.client.request(method, url, {**headers, **self.headers}, body)
+
     async def close(self) -> None:
         """Close the backend's idle connections (HTTP and WebSocket clients)."""
         await self.client.close()

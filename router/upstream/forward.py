@@ -160,7 +160,7 @@ def _try(
     route: Route, tried: set[BackendState], attempt: Attempt[T], ctx: RequestContext
 ) -> Awaitable[T]:
     """Pick an untried backend and start the attempt (no coroutine frame of its own)."""
-    backend = _pick(route, tried)
+    backend = _pick(route, tried, ctx)
     ctx.attempt(route.model, backend.name)
     return attempt(backend, route)
 
@@ -195,8 +195,37 @@ class HttpAttempt:
         return _attempt(backend, route.endpoint, body, self.headers)
 
 
-def _pick(route: Route, tried: set[BackendState]) -> Backend:
-    state = route.pool.pick(tried)
+class PathAttempt:
+    """A request to a URL of the backend other than its endpoint's (a stored response, a
+    conversation): ``url_of`` makes it from the backend; same health, timeouts and relay."""
+
+    __slots__ = ("body", "headers", "method", "url_of")
+
+    def __init__(
+        self,
+        method: str,
+        url_of: Callable[[Backend], str],
+        body: bytes,
+        headers: dict[str, str],
+    ) -> None:
+        self.method = method
+        self.url_of = url_of
+        self.body = body
+        self.headers = headers
+
+    def __call__(self, backend: Backend, route: Route) -> Coroutine[None, None, Reply]:
+        send = backend.send(self.method, self.url_of(backend), self.body, self.headers)
+        return _attempt(backend, route.endpoint, self.body, self.headers, sent=send)
+
+
+def _pick(route: Route, tried: set[BackendState], ctx: RequestContext) -> Backend:
+    pool = route.pool
+    key = ctx.affinity
+    if key is None or pool.ring is None:
+        state = pool.pick(tried)
+    else:  # prompt-cache affinity: was it the key's own backend? (for the hit-rate metric)
+        state = pool.pick(tried, affinity=key)
+        ctx.affinity_hit = pool.ring.last_hit
     if state is None:
         raise PoolExhausted
     tried.add(state)
@@ -211,7 +240,12 @@ def _body_for(backend: Backend, payload: dict[str, object], body: bytes) -> byte
 
 
 async def _attempt(
-    backend: Backend, endpoint: Endpoint, body: bytes, headers: dict[str, str]
+    backend: Backend,
+    endpoint: Endpoint,
+    body: bytes,
+    headers: dict[str, str],
+    *,
+    sent: Awaitable[UpstreamResponse] | None = None,
 ) -> Reply:
     """One try on one backend. The client enforces the timeouts: connect, first byte, the
     longest silence within a body read whole (first_byte), and total."""
@@ -219,7 +253,7 @@ async def _attempt(
     started = time.monotonic()
     response: UpstreamResponse | None = None
     try:
-        response = await backend.post(endpoint, body, headers)
+        response = await (sent or backend.post(endpoint, body, headers))
         first_byte = time.monotonic()
         if not retryable_status(response.status):
             reply = _accepted(backend, response, started, first_byte)

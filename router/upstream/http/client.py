@@ -28,6 +28,8 @@ from router.upstream.http.response import Limits, Response
 from router.upstream.http.tls import ResumingContext, client_context
 from router.upstream.http.wire import encode_request
 
+_MAX_TARGETS = 1024
+
 
 class HttpClient:
     """Requests to one origin (``scheme://host:port``) over a keep-alive pool.
@@ -113,7 +115,8 @@ class HttpClient:
                 target = url
             else:
                 target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-            self._targets[url] = target
+            if len(self._targets) < _MAX_TARGETS:  # stored objects' URLs are one per id
+                self._targets[url] = target
         return target
 
     async def close(self) -> None:
