@@ -37,6 +37,7 @@ class RequestContext:
         "started",
         "status",
         "stream",
+        "tokens",
         "upstream_done",
         "upstream_first_byte",
         "upstream_request_id",
@@ -66,6 +67,8 @@ class RequestContext:
         self.first_token: float | None = None
         self.usage: Usage | None = None
         self.session: SessionStats | None = None  # a realtime session's counters
+        # The request's token estimate, for the accounts' quotas at the pick (0: not needed).
+        self.tokens = 0
 
     def attempt(self, model: str, backend: str) -> None:
         """A try on ``backend`` of ``model``'s pool begins."""

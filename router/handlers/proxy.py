@@ -28,7 +28,7 @@ from router.handlers.common import (
 )
 from router.upstream.forward import HttpAttempt
 from router.upstream.relay import relay
-from router.upstream.route import Route
+from router.upstream.route import Route, plans_quota
 from router.upstream.streamtap import StreamTap
 from router.usage import estimate_tokens, usage_from_json, with_usage_requested
 
@@ -60,12 +60,14 @@ async def proxy(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
     metered = metrics.enabled
     ask_usage = stream and metered and metrics.stream_usage
     if principal.limits.empty:
+        if plans_quota(chain):
+            ctx.tokens = estimate_tokens(payload, body, endpoint, request.app[CONFIG].estimate)
         payload, body, strip = _asking_usage(endpoint, payload, body, ask_usage)
         return await _forward(
             request, endpoint, chain, payload, body, charge=None, count=metered, strip=strip
         )
     limiter = request.app[LIMITER]
-    estimate = estimate_tokens(payload, body, endpoint, request.app[CONFIG].estimate)
+    ctx.tokens = estimate = estimate_tokens(payload, body, endpoint, request.app[CONFIG].estimate)
     charge = await admit(limiter, principal, estimate, ctx.request_id, request.app[METRICS])
     try:
         ask_usage = ask_usage or (stream and charge.wants_usage)

@@ -14,6 +14,7 @@ from typing import Protocol
 from prometheus_client import CollectorRegistry
 
 from balancers import Health
+from balancers.quota import Quota
 from router.context import RequestContext
 from router.limits import Admission, Limits
 from router.outcomes import AttemptFailure, StoreFailure
@@ -42,6 +43,12 @@ class BackendRecorder(Protocol):
 
     def session_closed(self) -> None:
         """That session is over."""
+
+    def quota(self, quota: Quota, now: float) -> None:
+        """The backend's account quota was reported or charged (gauges, set at most 10/s)."""
+
+    def rate_limited(self) -> None:
+        """The backend answered 429: its account refused."""
 
 
 class Recorder(Protocol):

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable
+import time
+from collections.abc import Awaitable, Mapping
 
 import aiohttp
 from yarl import URL
@@ -22,6 +23,7 @@ from router.upstream.http import (
 )
 from router.upstream.http.tls import ResumingContext
 from router.upstream.providers import PROVIDERS
+from router.upstream.ratelimit import read as read_ratelimit
 from router.upstream.scrub import Scrubber, secret_values
 
 logger = logging.getLogger("switchyard")
@@ -138,6 +140,16 @@ class Backend:
         """A request to this backend starts: count it in flight."""
         self.state.begin()
         self.metrics.began()
+        if self.state.quota is not None:  # the pick just charged it: the predicted gauges
+            self.metrics.quota(self.state.quota, time.monotonic())
+
+    def read_quota(self, headers: Mapping[str, str], now: float) -> None:
+        """Keep the account's ``x-ratelimit-*`` headers of an answer (2xx or 429), if any."""
+        reports = read_ratelimit(headers)
+        if reports is not None:
+            self.state.report_quota(now, reports)
+            assert self.state.quota is not None
+            self.metrics.quota(self.state.quota, now)
 
     def end(self) -> None:
         """That request is over (answered, failed or abandoned)."""

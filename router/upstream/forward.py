@@ -26,9 +26,9 @@ from balancers import BackendState, RetryBudget
 from router.config import RetryConfig
 from router.context import RequestContext
 from router.endpoints import Endpoint
-from router.errors import RouterError, ServiceUnavailable
+from router.errors import RateLimited, RouterError, ServiceUnavailable
 from router.metrics import METRICS_OFF, Recorder
-from router.upstream import report
+from router.upstream import refusal, report
 from router.upstream.backend import Backend
 from router.upstream.errors import (
     TRANSPORT_ERRORS,
@@ -91,7 +91,7 @@ class Forwarder:
                 return await self._retry(route, tried, last, attempt, ctx)
             except Retryable as failure:
                 last = failure
-        raise _client_error(last, chain)
+        raise _client_error(last, chain, ctx.tokens)
 
     async def _retry(
         self,
@@ -157,7 +157,7 @@ def _try(
     route: Route, tried: set[BackendState], attempt: Attempt[T], ctx: RequestContext
 ) -> Awaitable[T]:
     """Pick an untried backend and start the attempt (no coroutine frame of its own)."""
-    backend = _pick(route, tried)
+    backend = _pick(route, tried, ctx.tokens)
     ctx.attempt(route.model, backend.name)
     return attempt(backend, route)
 
@@ -178,8 +178,8 @@ class HttpAttempt:
         return _attempt(backend, route.endpoint, body, self.headers)
 
 
-def _pick(route: Route, tried: set[BackendState]) -> Backend:
-    state = route.pool.pick(tried)
+def _pick(route: Route, tried: set[BackendState], tokens: int) -> Backend:
+    state = route.pool.pick(tried, tokens=tokens)
     if state is None:
         raise PoolExhausted
     tried.add(state)
@@ -204,6 +204,7 @@ async def _attempt(
     try:
         response = await backend.post(endpoint, body, headers)
         first_byte = time.monotonic()
+        backend.read_quota(response.headers, first_byte)
         if not retryable_status(response.status):
             reply = _accepted(backend, response, started, first_byte)
             if not reply.streaming:  # read it whole while a retry is still possible
@@ -236,9 +237,13 @@ async def _refused(backend: Backend, response: UpstreamResponse, now: float) -> 
     report.refused(backend.state, error, response.status, now)
     # Read the small error body so the keep-alive connection can be reused, then drop it:
     # an upstream error body is never shown to the client (it can quote our upstream key).
+    body = b""
     with contextlib.suppress(*TRANSPORT_ERRORS):
-        await response.read()
+        body = await response.read()
     response.close()
+    if isinstance(error.error, RateLimited):
+        error.error.kind = refusal.kind_of(response.headers, body)
+        backend.metrics.rate_limited()
     return error
 
 
@@ -248,7 +253,10 @@ def _release(backend: Backend, response: UpstreamResponse | None) -> None:
     backend.end()
 
 
-def _client_error(last: Retryable | None, chain: tuple[Route, ...]) -> RouterError:
+def _client_error(last: Retryable | None, chain: tuple[Route, ...], tokens: int) -> RouterError:
+    limited = refusal.rate_limited(last, chain, tokens)
+    if limited is not None:  # every candidate refused with 429 or is out of quota
+        return limited
     if last is None:
         return _no_backend(chain)
     error = last.error

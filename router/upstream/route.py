@@ -22,3 +22,13 @@ class Route:
     endpoint: Endpoint
     pool: Pool
     backends: Mapping[str, Backend]
+
+
+def plans_quota(chain: tuple[Route, ...]) -> bool:
+    """Does any backend of ``chain`` track its account's quota? Then the pick needs the
+    request's token estimate (a plain loop: a few attribute reads per request)."""
+    for route in chain:
+        for state in route.pool.backends:
+            if state.quota is not None:
+                return True
+    return False

@@ -1,0 +1,153 @@
+"""An account's quota as the balancer plans with it: what is left, predicted, and when it refills.
+
+The account states its own remaining requests and tokens on every answer, and the time until
+each bucket is full again (OpenAI: "the time until the rate limit resets to its initial
+state"). Between answers the router predicts: the last report, refilled at the rate that fills
+it by its reset, minus what the router has sent since (one request and the request's token
+estimate, charged at the pick). A backend predicted to lack room for a request is passed over
+while another has room, and strategies scale their preference by :meth:`Quota.fraction`, so
+traffic shifts away from an account as it nears its limit, not only once it refuses.
+
+Pure and synchronous: every method takes ``now`` (monotonic seconds).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+# A report without a reset (Azure sends none) is trusted this long: Azure evaluates its rate
+# "over a small period of time, typically 1 or 10 seconds", so by then the next answer has
+# spoken, or the account has refilled.
+STALE_AFTER = 1.0
+
+
+class Report(NamedTuple):
+    """One kind of limit (requests or tokens) as an answer states it: units left, seconds
+    until full (None: not said), the per-minute limit (None: not said)."""
+
+    remaining: float
+    reset: float | None
+    limit: float | None
+
+
+class Allowance:
+    """One kind of limit (requests or tokens) of one account, as last reported.
+
+    OpenAI's limits are per minute and refill continuously: a reset of ``6ms`` after one
+    request of a 10,000 RPM account is 60 s / 10,000. So the refill rate is ``limit / 60`` a
+    second, and the bucket's size is what is left plus what refills by the reset (an account
+    may hold less than a minute's worth: Azure evaluates RPM over 1 or 10 s). Without a limit
+    (Azure sends only ``remaining``) the size is the most the account ever reported left.
+    """
+
+    __slots__ = ("capacity", "full_at", "rate", "remaining", "reported", "stamp")
+
+    def __init__(self) -> None:
+        self.capacity = math.inf  # unknown until a report
+        self.remaining = math.inf
+        self.reported = math.nan  # the last remaining the account stated, for the metrics
+        self.rate = 0.0  # units refilled per second; 0.0 while unknown
+        self.stamp = 0.0
+        self.full_at = 0.0  # past this the bucket is full again (or the report is stale)
+
+    def report(
+        self, now: float, remaining: float, reset: float | None, limit: float | None
+    ) -> None:
+        """The account's word, from an answer."""
+        if limit:
+            self.rate = limit / 60.0
+        known = self.capacity if self.capacity != math.inf else 0.0
+        if reset is None:
+            self.capacity = max(known, remaining)
+            self.full_at = now + STALE_AFTER
+        else:
+            if self.rate > 0.0:
+                self.capacity = remaining + self.rate * reset
+            else:
+                self.capacity = max(known, remaining)
+                if reset > 0.0 and self.capacity > remaining:
+                    self.rate = (self.capacity - remaining) / reset
+            self.full_at = now + reset
+        self.remaining = self.reported = remaining
+        self.stamp = now
+
+    def level(self, now: float) -> float:
+        """Predicted units left at ``now`` (``inf`` while nothing is known)."""
+        if now >= self.full_at:
+            return self.capacity
+        return min(self.capacity, self.remaining + self.rate * (now - self.stamp))
+
+    def wait(self, now: float, amount: float) -> float:
+        """Seconds until ``amount`` units are predicted to be there (0.0: now)."""
+        level = self.level(now)
+        if level >= amount:
+            return 0.0
+        until_full = self.full_at - now
+        if self.rate > 0.0:
+            return min((amount - level) / self.rate, until_full)
+        return until_full
+
+    def charge(self, now: float, amount: float) -> None:
+        """The router sent ``amount`` units' worth: take them from the prediction."""
+        if self.capacity == math.inf:
+            return
+        self.remaining = self.level(now) - amount
+        self.stamp = now
+        if self.rate > 0.0:
+            self.full_at = max(self.full_at, now) + amount / self.rate
+        elif now >= self.full_at:
+            self.full_at = now + STALE_AFTER
+
+    def fraction(self, now: float) -> float:
+        """Predicted share of the bucket left, in [0, 1] (1.0 while nothing is known)."""
+        capacity = self.capacity
+        if capacity == math.inf:
+            return 1.0
+        if capacity <= 0.0:
+            return 0.0
+        left = self.level(now) / capacity
+        return left if left > 0.0 else 0.0
+
+
+class Quota:
+    """Requests and tokens of one backend's account."""
+
+    __slots__ = ("requests", "tokens")
+
+    def __init__(self) -> None:
+        self.requests = Allowance()
+        self.tokens = Allowance()
+
+    def has_room(self, now: float, tokens: int) -> bool:
+        """Predicted to accept one more request of ``tokens`` tokens now."""
+        return self.requests.level(now) >= 1.0 and self.tokens.level(now) >= max(tokens, 1)
+
+    def available_in(self, now: float, tokens: int) -> float:
+        """Seconds until the account is predicted to accept a request of ``tokens`` tokens
+        (0.0: now). What a queue waits for before trying this backend again."""
+        return max(self.requests.wait(now, 1.0), self.tokens.wait(now, max(tokens, 1)))
+
+    def fraction(self, now: float) -> float:
+        """The predicted share of the quota left, in [0, 1]: the scarcer kind decides."""
+        return min(self.requests.fraction(now), self.tokens.fraction(now))
+
+    def report(self, now: float, reports: tuple[Report | None, Report | None]) -> None:
+        """An answer's ``x-ratelimit-*`` headers, read by :func:`router.upstream.ratelimit.read`."""
+        requests, tokens = reports
+        if requests is not None:
+            self.requests.report(now, *requests)
+        if tokens is not None:
+            self.tokens.report(now, *tokens)
+
+    def charge(self, now: float, tokens: int) -> None:
+        """A request of ``tokens`` estimated tokens was sent to the account."""
+        self.requests.charge(now, 1.0)
+        if tokens:
+            self.tokens.charge(now, float(tokens))
+
+    def __repr__(self) -> str:
+        return (
+            f"<Quota requests={self.requests.remaining:g}/{self.requests.capacity:g}"
+            f" tokens={self.tokens.remaining:g}/{self.tokens.capacity:g}>"
+        )
