@@ -9,6 +9,7 @@ malformed value is ignored (the upstream's word is advice, never a reason to fai
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 from balancers.quota import Report
@@ -49,7 +50,7 @@ def parse_duration(text: str) -> float | None:
 
 
 def _non_negative(value: float) -> float | None:
-    return value if value >= 0.0 and value == value else None  # NaN fails ==
+    return value if value >= 0.0 and math.isfinite(value) else None
 
 
 def _number(value: str | None) -> float | None:

@@ -1,0 +1,104 @@
+"""Provider accounts with quotas (issue 13): the router plans with each account's own
+``x-ratelimit-*`` headers instead of learning from its 429s.
+
+The accounts are fake upstreams that enforce a quota and report it as OpenAI does; with
+``window=1`` an ``rpm=600`` account takes 10 requests a second and cannot burst past 10, so a
+run of seconds meets the quota as a minute-long run meets a per-minute one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from tests.functional.conftest import (
+    CLIENT_KEY,
+    UPSTREAM_KEY_A,
+    UPSTREAM_KEY_B,
+    Fake,
+    RouterFactory,
+    backend,
+    make_config,
+)
+from tests.functional.router_process import RouterProcess
+
+HELLO = [{"role": "user", "content": "hello"}]
+
+
+def _pool(a: Fake, b: Fake, strategy: str, weights: tuple[int, int] = (1, 1)) -> dict[str, Any]:
+    return {
+        "gpt-4o": {
+            "strategy": strategy,
+            "backends": [
+                backend(a, UPSTREAM_KEY_A, weight=weights[0]),
+                backend(b, UPSTREAM_KEY_B, weight=weights[1]),
+            ],
+        }
+    }
+
+
+async def _open_loop(router: RouterProcess, rate: float, seconds: float) -> list[int]:
+    """Send ``rate`` requests a second for ``seconds``, each on its schedule whatever the
+    answers do (open loop: a slow answer does not slow the offered load); their statuses."""
+    count = int(rate * seconds)
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    headers = {"Authorization": f"Bearer {CLIENT_KEY}"}
+    body = {"model": "gpt-4o", "messages": HELLO, "max_tokens": 5}
+    async with httpx.AsyncClient(base_url=router.base_url, limits=limits, timeout=30) as http:
+
+        async def one(at: float) -> int:
+            await asyncio.sleep(max(0.0, at - time.monotonic()))
+            response = await http.post("/chat/completions", json=body, headers=headers)
+            return response.status_code
+
+        start = time.monotonic() + 0.2
+        return await asyncio.gather(*(one(start + i / rate) for i in range(count)))
+
+
+def _assert_headroom(
+    statuses: list[int], fakes: tuple[Fake, Fake], before: list[int], quotas: tuple[int, int]
+) -> None:
+    """Every request succeeded, each account served its share of the quota within 15%, and
+    the accounts refused at most 1% of what they were sent."""
+    assert statuses.count(200) == len(statuses), {s: statuses.count(s) for s in set(statuses)}
+    stats = [fake.stats() for fake in fakes]
+    sent = [s["requests"] - n for s, n in zip(stats, before, strict=True)]
+    refused = sum(s["refused_429"] for s in stats)
+    served = [n - s["refused_429"] for n, s in zip(sent, stats, strict=True)]
+    print("HEADROOM", sent, served, refused)
+    assert refused <= 0.01 * sum(sent), (refused, sent)
+    for got, quota in zip(served, quotas, strict=True):
+        share, expected = got / sum(served), quota / sum(quotas)
+        assert abs(share / expected - 1) <= 0.15, (served, quotas)
+
+
+@pytest.mark.parametrize(
+    ("strategy", "weights"),
+    [
+        # least-latency divides each load by the quota share left: the account nearer its
+        # limit loses the comparison, so both drain alike and serve in proportion on their own.
+        ("least-latency", (1, 1)),
+        # weighted keeps the operator's weights (here the accounts' quotas) and scales each by
+        # the share left, so a burst on one account moves traffic to the other.
+        ("weighted", (1, 2)),
+    ],
+)
+async def test_headroom_spreads_load_by_quota_without_refusals(
+    start_router: RouterFactory,
+    fake_a: Fake,
+    fake_b: Fake,
+    strategy: str,
+    weights: tuple[int, int],
+) -> None:
+    """Accounts of 10 and 20 requests/s under open-loop load at 90% of their joint 30/s."""
+    fake_a.set_quota(rpm=600, window=1)
+    fake_b.set_quota(rpm=1200, window=1)
+    router = start_router(make_config(_pool(fake_a, fake_b, strategy, weights)))
+    before = [fake_a.stats()["requests"], fake_b.stats()["requests"]]
+    statuses = await _open_loop(router, rate=27, seconds=12)
+    _assert_headroom(statuses, (fake_a, fake_b), before, (10, 20))
