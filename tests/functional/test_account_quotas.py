@@ -102,3 +102,68 @@ async def test_headroom_spreads_load_by_quota_without_refusals(
     before = [fake_a.stats()["requests"], fake_b.stats()["requests"]]
     statuses = await _open_loop(router, rate=27, seconds=12)
     _assert_headroom(statuses, (fake_a, fake_b), before, (10, 20))
+
+
+def _sdk(router: RouterProcess, retries: int) -> openai.OpenAI:
+    return openai.OpenAI(base_url=router.base_url, api_key=CLIENT_KEY, max_retries=retries)
+
+
+def _chat(sdk: openai.OpenAI) -> Any:
+    return sdk.chat.completions.with_raw_response.create(
+        model="gpt-4o", messages=[{"role": "user", "content": "hello"}], max_tokens=5
+    )
+
+
+def test_all_accounts_out_of_quota_is_a_429_the_sdk_retries_through(
+    start_router: RouterFactory, fake_a: Fake, fake_b: Fake
+) -> None:
+    """Two accounts of one request a second, both spent: the third request is refused by the
+    router itself (both are predicted out until their reset) with OpenAI's 429; the SDK's own
+    retry after ``retry-after`` then succeeds, and neither account ever answered 429."""
+    fake_a.set_quota(rpm=60, window=1)
+    fake_b.set_quota(rpm=60, window=1)
+    router = start_router(make_config(_pool(fake_a, fake_b, "least-latency")))
+    with _sdk(router, retries=0) as sdk:
+        for _ in range(2):
+            _chat(sdk)
+        with pytest.raises(openai.RateLimitError) as refused:
+            _chat(sdk)
+    error = refused.value.body
+    assert isinstance(error, dict)
+    assert (error["type"], error["code"]) == ("requests", "rate_limit_exceeded")
+    assert refused.value.response.headers["retry-after"] == "1"
+    with _sdk(router, retries=2) as sdk:
+        started = time.monotonic()
+        answer = _chat(sdk)
+    assert answer.http_response.status_code == 200
+    assert answer.retries_taken >= 1
+    assert time.monotonic() - started >= 0.5  # it waited for the reset, as told
+    assert fake_a.stats()["refused_429"] + fake_b.stats()["refused_429"] == 0
+
+
+def test_upstream_429s_without_quota_headers_reach_the_client_as_429(
+    start_router: RouterFactory, fake_a: Fake, fake_b: Fake
+) -> None:
+    """Accounts that report nothing (a proxy that strips the headers) refuse with 429 and a
+    ``retry-after``; the client gets 429 with the shortest wait, never the upstream's body,
+    and the SDK's retry succeeds once the quota refills."""
+    fake_a.set_quota(tpm=50, headers="none", window=1)
+    fake_b.set_quota(tpm=50, headers="none", window=1)
+    router = start_router(make_config(_pool(fake_a, fake_b, "round-robin")))
+    with _sdk(router, retries=0) as sdk:
+        statuses = []
+        for _ in range(6):
+            try:
+                statuses.append(_chat(sdk).http_response.status_code)
+            except openai.RateLimitError as exc:
+                refused = exc
+                break
+        else:
+            pytest.fail(f"no 429 after {statuses}")
+    error = refused.body
+    assert isinstance(error, dict)
+    assert (error["type"], error["code"]) == ("tokens", "rate_limit_exceeded")
+    assert "org-" not in error["message"]  # the upstream's own words stay upstream
+    assert int(refused.response.headers["retry-after"]) >= 1
+    with _sdk(router, retries=3) as sdk:
+        assert _chat(sdk).http_response.status_code == 200
