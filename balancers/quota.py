@@ -20,6 +20,9 @@ from typing import NamedTuple
 # "over a small period of time, typically 1 or 10 seconds", so by then the next answer has
 # spoken, or the account has refilled.
 STALE_AFTER = 1.0
+# Slack for float rounding: waiting exactly available_in() must find room (a queue that wakes
+# at the predicted time and finds 0.9999999 of a request would spin on tiny waits).
+_SLACK = 1e-6
 
 
 class Report(NamedTuple):
@@ -75,13 +78,15 @@ class Allowance:
     def level(self, now: float) -> float:
         """Predicted units left at ``now`` (``inf`` while nothing is known)."""
         if now >= self.full_at:
-            return self.capacity
+            # An account whose only word was "0 left" (Azure, no limit, no reset) is unknown
+            # again once that word is stale: it must be tried to speak again.
+            return self.capacity if self.capacity > 0.0 else math.inf
         return min(self.capacity, self.remaining + self.rate * (now - self.stamp))
 
     def wait(self, now: float, amount: float) -> float:
         """Seconds until ``amount`` units are predicted to be there (0.0: now)."""
         level = self.level(now)
-        if level >= amount:
+        if level + _SLACK >= amount:
             return 0.0
         until_full = self.full_at - now
         if self.rate > 0.0:
@@ -102,10 +107,10 @@ class Allowance:
     def fraction(self, now: float) -> float:
         """Predicted share of the bucket left, in [0, 1] (1.0 while nothing is known)."""
         capacity = self.capacity
+        if capacity <= 0.0:
+            return 0.0 if now < self.full_at else 1.0
         if capacity == math.inf:
             return 1.0
-        if capacity <= 0.0:
-            return 0.0
         left = self.level(now) / capacity
         return left if left > 0.0 else 0.0
 
@@ -121,7 +126,9 @@ class Quota:
 
     def has_room(self, now: float, tokens: int) -> bool:
         """Predicted to accept one more request of ``tokens`` tokens now."""
-        return self.requests.level(now) >= 1.0 and self.tokens.level(now) >= max(tokens, 1)
+        return self.requests.level(now) + _SLACK >= 1.0 and self.tokens.level(now) + _SLACK >= max(
+            tokens, 1
+        )
 
     def available_in(self, now: float, tokens: int) -> float:
         """Seconds until the account is predicted to accept a request of ``tokens`` tokens

@@ -70,7 +70,6 @@ def _assert_headroom(
     sent = [s["requests"] - n for s, n in zip(stats, before, strict=True)]
     refused = sum(s["refused_429"] for s in stats)
     served = [n - s["refused_429"] for n, s in zip(sent, stats, strict=True)]
-    print("HEADROOM", sent, served, refused)
     assert refused <= 0.01 * sum(sent), (refused, sent)
     for got, quota in zip(served, quotas, strict=True):
         share, expected = got / sum(served), quota / sum(quotas)
