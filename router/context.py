@@ -31,6 +31,7 @@ class RequestContext:
         "key_id",
         "model",
         "outcome",
+        "pinned",
         "request_id",
         "route_model",
         "session",
@@ -69,6 +70,8 @@ class RequestContext:
         self.session: SessionStats | None = None  # a realtime session's counters
         # The request's token estimate, for the accounts' quotas at the pick (0: not needed).
         self.tokens = 0
+        # (model, backend) the first try must go to: the account admission charged.
+        self.pinned: tuple[str, str] | None = None
 
     def attempt(self, model: str, backend: str) -> None:
         """A try on ``backend`` of ``model``'s pool begins."""

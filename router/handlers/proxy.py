@@ -17,6 +17,7 @@ from router.appkeys import CONFIG, FORWARDER, LIMITER, METRICS, ROUTES
 from router.context import CONTEXT
 from router.edge import edge
 from router.endpoints import ENDPOINTS, Endpoint
+from router.handlers.accounts import admit_accounts, declares
 from router.handlers.admission import Charge, admit, finish
 from router.handlers.common import (
     authenticate,
@@ -59,16 +60,24 @@ async def proxy(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
     metrics = request.app[CONFIG].metrics
     metered = metrics.enabled
     ask_usage = stream and metered and metrics.stream_usage
-    if principal.limits.empty:
-        if plans_quota(chain):
-            ctx.tokens = estimate_tokens(payload, body, endpoint, request.app[CONFIG].estimate)
+    if principal.limits.empty and not plans_quota(chain):
+        payload, body, strip = _asking_usage(endpoint, payload, body, ask_usage)
+        return await _forward(
+            request, endpoint, chain, payload, body, charge=None, count=metered, strip=strip
+        )
+    # Key limits, or accounts whose quotas the pick plans with: the token estimate is needed.
+    ctx.tokens = estimate = estimate_tokens(payload, body, endpoint, request.app[CONFIG].estimate)
+    declared = declares(chain[0])
+    if principal.limits.empty and not declared:
         payload, body, strip = _asking_usage(endpoint, payload, body, ask_usage)
         return await _forward(
             request, endpoint, chain, payload, body, charge=None, count=metered, strip=strip
         )
     limiter = request.app[LIMITER]
-    ctx.tokens = estimate = estimate_tokens(payload, body, endpoint, request.app[CONFIG].estimate)
-    charge = await admit(limiter, principal, estimate, ctx.request_id, request.app[METRICS])
+    if declared:
+        charge = await admit_accounts(limiter, principal, chain[0], ctx, request.app[METRICS])
+    else:
+        charge = await admit(limiter, principal, estimate, ctx.request_id, request.app[METRICS])
     try:
         ask_usage = ask_usage or (stream and charge.wants_usage)
         payload, body, strip = _asking_usage(endpoint, payload, body, ask_usage)

@@ -10,8 +10,11 @@ import aiohttp
 from yarl import URL
 
 from balancers import BackendState, HealthPolicy
+from balancers.quota import Quota
 from router.config import BackendConfig
 from router.endpoints import Endpoint
+from router.limits import Account
+from router.limits import Limits as KeyLimits
 from router.metrics import BACKEND_OFF, BackendRecorder
 from router.upstream.http import (
     HttpClient,
@@ -84,11 +87,20 @@ def make_session(config: BackendConfig, tls: ResumingContext | None) -> aiohttp.
     )
 
 
+def declared_account(config: BackendConfig) -> Account | None:
+    """The backend's declared account limits, as the limiter takes them (None: none)."""
+    limits = config.limits
+    if limits is None or (limits.rpm is None and limits.tpm is None):
+        return None
+    return Account(f"account:{config.name}", KeyLimits(rpm=limits.rpm, tpm=limits.tpm))
+
+
 class Backend:
     """The router's view of an upstream backend: its URLs, credential, timeouts and state."""
 
     __slots__ = (
         "client",
+        "declared",
         "headers",
         "metrics",
         "model",
@@ -135,6 +147,10 @@ class Backend:
         self.timeouts = config.timeouts
         self.metrics = metrics
         self.state.observer = metrics.transition
+        # The account's declared quota, charged at admission (None: not declared).
+        self.declared = declared_account(config)
+        if self.declared is not None:
+            self.state.quota = Quota()  # fed by the admissions' bucket levels
 
     def begin(self) -> None:
         """A request to this backend starts: count it in flight."""

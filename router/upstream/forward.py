@@ -157,7 +157,7 @@ def _try(
     route: Route, tried: set[BackendState], attempt: Attempt[T], ctx: RequestContext
 ) -> Awaitable[T]:
     """Pick an untried backend and start the attempt (no coroutine frame of its own)."""
-    backend = _pick(route, tried, ctx.tokens)
+    backend = _pick(route, tried, ctx)
     ctx.attempt(route.model, backend.name)
     return attempt(backend, route)
 
@@ -178,8 +178,15 @@ class HttpAttempt:
         return _attempt(backend, route.endpoint, body, self.headers)
 
 
-def _pick(route: Route, tried: set[BackendState], tokens: int) -> Backend:
-    state = route.pool.pick(tried, tokens=tokens)
+def _pick(route: Route, tried: set[BackendState], ctx: RequestContext) -> Backend:
+    pinned = ctx.pinned
+    if pinned is not None:  # the admission chose (and charged) this account: the first try
+        ctx.pinned = None
+        if pinned[0] == route.model:
+            backend = route.backends[pinned[1]]
+            tried.add(backend.state)
+            return backend
+    state = route.pool.pick(tried, tokens=ctx.tokens)
     if state is None:
         raise PoolExhausted
     tried.add(state)

@@ -166,3 +166,66 @@ def test_upstream_429s_without_quota_headers_reach_the_client_as_429(
     assert int(refused.response.headers["retry-after"]) >= 1
     with _sdk(router, retries=3) as sdk:
         assert _chat(sdk).http_response.status_code == 200
+
+
+async def _hammer(routers: list[RouterProcess], seconds: float, clients: int) -> list[int]:
+    """``clients`` closed-loop clients spread over ``routers`` for ``seconds``; the statuses."""
+    headers = {"Authorization": f"Bearer {CLIENT_KEY}"}
+    body = {"model": "gpt-4o", "messages": HELLO, "max_tokens": 20}
+    statuses: list[int] = []
+    deadline = time.monotonic() + seconds
+    async with httpx.AsyncClient(timeout=30) as http:
+
+        async def client(router: RouterProcess) -> None:
+            while time.monotonic() < deadline:
+                url = f"{router.base_url}/chat/completions"
+                response = await http.post(url, json=body, headers=headers)
+                statuses.append(response.status_code)
+
+        await asyncio.gather(*(client(routers[i % len(routers)]) for i in range(clients)))
+    return statuses
+
+
+def _account_tokens(fake: Fake) -> int:
+    stats = fake.stats()
+    return stats["prompt_tokens"] + stats["completion_tokens"]
+
+
+async def test_two_routers_share_a_declared_account_quota_in_redis(
+    start_router: RouterFactory, fake_a: Fake, private_redis
+) -> None:
+    """One account of 3,000 tokens a minute, declared to two routers sharing one Redis: under
+    load from both, the account serves within its quota plus the refill, and never has to
+    refuse (the routers answer 429 themselves before it would)."""
+    tpm = 3000
+    fake_a.set_quota(tpm=tpm)
+    declared = backend(fake_a, UPSTREAM_KEY_A, limits={"tpm": tpm})
+    redis = {"url": private_redis.url, "timeout_ms": 2000}
+    config = make_config({"gpt-4o": {"backends": [declared]}}, redis=redis)
+    routers = [start_router(config), start_router(config)]
+    started = time.monotonic()
+    statuses = await _hammer(routers, seconds=6, clients=16)
+    elapsed = time.monotonic() - started
+    assert set(statuses) == {200, 429}, "the quota must bind, and nothing else may fail"
+    served = _account_tokens(fake_a)
+    assert served <= tpm + tpm / 60 * elapsed, (served, elapsed)
+    assert served >= 0.5 * tpm  # the routers did use the account
+    assert fake_a.stats()["refused_429"] == 0
+
+
+async def test_a_declared_account_quota_in_process(
+    start_router: RouterFactory, fake_a: Fake, fake_b: Fake
+) -> None:
+    """Without Redis the buckets are the router's own: a small declared account overflows to
+    the other backend instead of being refused by its provider."""
+    fake_a.set_quota(rpm=6)
+    pool = _pool(fake_a, fake_b, "round-robin")
+    pool["gpt-4o"]["backends"][0]["limits"] = {"rpm": 6}
+    router = start_router(make_config(pool))
+    before = [fake_a.stats()["requests"], fake_b.stats()["requests"]]
+    statuses = await _hammer([router], seconds=2, clients=4)
+    assert set(statuses) == {200}
+    sent_a = fake_a.stats()["requests"] - before[0]
+    assert sent_a == 6, sent_a  # its declared six, not one more
+    assert fake_b.stats()["requests"] - before[1] == len(statuses) - 6
+    assert fake_a.stats()["refused_429"] == 0
