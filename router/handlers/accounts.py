@@ -26,10 +26,7 @@ from router.upstream.route import Route
 
 def declares(route: Route) -> bool:
     """Does any backend of ``route`` declare account limits? (A loop over a few backends.)"""
-    for backend in route.backends.values():
-        if backend.declared is not None:
-            return True
-    return False
+    return any(backend.declared is not None for backend in route.backends.values())
 
 
 def candidates(route: Route, ctx: RequestContext) -> tuple[Backend, ...]:
