@@ -26,6 +26,7 @@ from tests.functional.conftest import (
     make_config,
 )
 from tests.functional.router_process import RouterProcess
+from tests.functional.scrape import Reading, scrape
 
 HELLO = [{"role": "user", "content": "hello"}]
 
@@ -229,3 +230,43 @@ async def test_a_declared_account_quota_in_process(
     assert sent_a == 6, sent_a  # its declared six, not one more
     assert fake_b.stats()["requests"] - before[1] == len(statuses) - 6
     assert fake_a.stats()["refused_429"] == 0
+
+
+def test_quota_gauges_and_upstream_429s_by_backend(
+    start_router: RouterFactory, fake_a: Fake, fake_b: Fake
+) -> None:
+    """The Accounts metrics: each backend's remaining requests and tokens as reported and as
+    predicted, its quota share, and its 429s; a backend that reports nothing has no series."""
+    fake_a.set_quota(rpm=600, tpm=100_000)
+    fake_b.fail_always({"retry_after": 1})  # b refuses everything, reporting no quota
+    router = start_router(make_config(_pool(fake_a, fake_b, "round-robin")))
+    with _sdk(router, retries=0) as sdk:
+        for _ in range(4):
+            _chat(sdk)
+    reading = scrape(f"{router.url}/metrics")
+    left = fake_a.quota()
+
+    def gauge(kind: str, source: str, name: str = "fake-a") -> float | None:
+        labels = {"model": "gpt-4o", "backend": name, "kind": kind, "source": source}
+        return _sample(reading, "switchyard_backend_quota_remaining", **labels)
+
+    # Set at most ten times a second: some answer's word, at or above what is left now.
+    for source in ("reported", "predicted"):
+        value = gauge("requests", source)
+        assert value is not None
+        assert left["remaining_requests"] - 1 <= value <= 600
+    reported_tokens = gauge("tokens", "reported")
+    assert reported_tokens is not None
+    assert reported_tokens <= 100_000
+    assert gauge("requests", "reported", "fake-b") is None
+    share = _sample(reading, "switchyard_backend_quota_fraction", model="gpt-4o", backend="fake-a")
+    assert share is not None
+    assert 0.9 < share <= 1.0
+    refused = reading.sum("switchyard_upstream_rate_limited_total", backend="fake-b")
+    assert refused >= 1
+    assert reading.sum("switchyard_upstream_rate_limited_total", backend="fake-a") == 0
+
+
+def _sample(reading: Reading, name: str, **labels: str) -> float | None:
+    """The one sample of ``name`` with exactly ``labels``, or None if there is none."""
+    return reading.samples.get((name, frozenset(labels.items())))

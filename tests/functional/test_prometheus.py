@@ -115,6 +115,8 @@ def traffic_router(start_router: RouterFactory, fake_a: Fake, fake_b: Fake) -> A
     models["gpt-4o"]["fallbacks"] = ["gpt-4o-mini"]
     config = make_config(models, health={"failures_to_eject": 1, "cooldown": 1})
     config["keys"][1]["limits"] = {"rpm": 1, "tpm": 100000, "concurrency": 4}
+    # An account that reports its quota (x-ratelimit-*): the Accounts row's gauges.
+    fake_a.set_quota(rpm=100_000, tpm=10_000_000)
     return start_router(config)
 
 
