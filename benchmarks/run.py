@@ -63,6 +63,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--metrics", action="store_true", help="also the router with metrics off (their cost)"
     )
     parser.add_argument(
+        "--quota",
+        action="store_true",
+        help="also the router over an upstream that sends x-ratelimit-* headers, tracked and not",
+    )
+    parser.add_argument(
         "--candidates",
         action="store_true",
         help="also the two upstream-client candidates of issue 11 (httptools, pyreqwest)",
@@ -170,6 +175,9 @@ def run(args: argparse.Namespace, workdir: Path) -> Results:
             targets.append(start_router(procs, upstream, workdir, tls=tls))
         if args.metrics:
             targets.append(start_router(procs, upstream, workdir, variant="nometrics"))
+        if args.quota:
+            for variant in ("quota-untracked", "quota"):
+                targets.append(start_router(procs, upstream, workdir, variant=variant))
         if args.limits:
             redis_url = start_redis(procs)
             targets.append(start_router(procs, upstream, workdir, variant="limits"))

@@ -37,12 +37,13 @@ models:
   gpt-4o:
     strategy: least-latency
     backends:
-      - {{name: nginx, url: "{scheme}://127.0.0.1:{upstream}/v1", api_key: upstream-key{tls}}}
+      - {{name: nginx, url: "{scheme}://127.0.0.1:{upstream}{quota}/v1",
+          api_key: upstream-key{tls}{reads}}}
   gpt-4o-stream:
     strategy: least-latency
     backends:
-      - {{name: nginx-stream, url: "{scheme}://127.0.0.1:{upstream}/stream/v1",
-          api_key: upstream-key{tls}}}
+      - {{name: nginx-stream, url: "{scheme}://127.0.0.1:{upstream}{quota}/stream/v1",
+          api_key: upstream-key{tls}{reads}}}
 """
 
 
@@ -195,7 +196,10 @@ def start_router(
 ) -> Target:
     """The router, key auth, metrics and the access log on (to its log file); ``variant``
     "limits" gives the key limits (in-process buckets, or Redis's when ``redis_url`` is set),
-    "nometrics" turns metrics off; ``tls`` puts nginx's TLS listener behind it."""
+    "nometrics" turns metrics off, "quota" has nginx send an account's x-ratelimit-* headers
+    (under /quota/) that the pool then tracks, "quota-untracked" the same headers ignored
+    (``quota_headers: false``: their bookkeeping's baseline); ``tls`` puts nginx's TLS listener
+    behind it."""
     key = "router" + (f"-{variant}" if variant else "") + ("-redis" if redis_url else "")
     key += "-tls" if tls else ""
     port = free_port()
@@ -210,6 +214,8 @@ def start_router(
             limits=_LIMITS if variant == "limits" else "",
             metrics="false" if variant == "nometrics" else "true",
             redis=f"redis: {{url: {redis_url!r}}}" if redis_url else "",
+            quota="/quota" if variant.startswith("quota") else "",
+            reads=", quota_headers: false" if variant == "quota-untracked" else "",
         )
     )
     argv = [sys.executable, "-m", "router", "serve", "--config", str(config), "--workers", "1"]

@@ -136,6 +136,9 @@ class BackendConfig(_Strict):
     # The provider account's quota, declared (see AccountLimitsConfig); None: only what the
     # account's own x-ratelimit-* headers say.
     limits: AccountLimitsConfig | None = None
+    # Plan with the account's x-ratelimit-* headers (README "Account quotas"); false ignores
+    # them (an upstream behind a gateway whose headers describe something else).
+    quota_headers: bool = True
 
     @field_validator("proxy")
     @classmethod

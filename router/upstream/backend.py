@@ -105,6 +105,7 @@ class Backend:
         "metrics",
         "model",
         "name",
+        "reads_quota",
         "renames",
         "scrubber",
         "session",
@@ -147,6 +148,7 @@ class Backend:
         self.timeouts = config.timeouts
         self.metrics = metrics
         self.state.observer = metrics.transition
+        self.reads_quota = config.quota_headers
         # The account's declared quota, charged at admission (None: not declared).
         self.declared = declared_account(config)
         if self.declared is not None:
@@ -161,6 +163,8 @@ class Backend:
 
     def read_quota(self, headers: Mapping[str, str], now: float) -> None:
         """Keep the account's ``x-ratelimit-*`` headers of an answer (2xx or 429), if any."""
+        if not self.reads_quota:
+            return
         reports = read_ratelimit(headers)
         if reports is not None:
             self.state.report_quota(now, reports)

@@ -21,26 +21,37 @@ _DIGITS = frozenset("0123456789.")
 def parse_duration(text: str) -> float | None:
     """Seconds in a Go duration (``1h2m3.5s``, ``12ms``, ``0s``), or a bare number of seconds;
     None if it is neither. Negative durations are refused: a reset is never in the past."""
-    if not text:
-        return None
+    # What OpenAI sends on nearly every answer, read without raising: "12ms", "0s", "7s".
+    if text.endswith("ms"):
+        head = text[:-2]
+        if head.isdigit() and head.isascii():
+            return int(head) / 1000
+    elif text.endswith("s"):
+        head = text[:-1]
+        if head.isdigit() and head.isascii():
+            return float(int(head))
     try:
         return _non_negative(float(text))  # "1.5": some proxies send bare seconds
     except ValueError:
-        pass
+        return _go_duration(text)
+
+
+def _go_duration(text: str) -> float | None:
+    """The general form: one or more number-unit pairs (``1h2m3.5s``)."""
     total = 0.0
     i, n = 0, len(text)
+    if not n:
+        return None
     while i < n:
         start = i
         while i < n and text[i] in _DIGITS:
             i += 1
-        if i == start:
-            return None
         number = text[start:i]
         start = i
         while i < n and text[i] not in _DIGITS:
             i += 1
         unit = _UNITS.get(text[start:i])
-        if unit is None:
+        if not number or unit is None:
             return None
         try:
             total += float(number) * unit
@@ -56,21 +67,30 @@ def _non_negative(value: float) -> float | None:
 def _number(value: str | None) -> float | None:
     if value is None:
         return None
+    if value.isdigit() and value.isascii():  # the usual case: no float parse that may raise
+        return int(value)
     try:
         return _non_negative(float(value))
     except ValueError:
         return None
 
 
+_NAMES = {
+    kind: tuple(f"x-ratelimit-{part}-{kind}" for part in ("remaining", "reset", "limit"))
+    for kind in ("requests", "tokens")
+}
+
+
 def _report(headers: Mapping[str, str], kind: str) -> Report | None:
-    remaining = _number(headers.get("x-ratelimit-remaining-" + kind))
+    remaining_name, reset_name, limit_name = _NAMES[kind]
+    remaining = _number(headers.get(remaining_name))
     if remaining is None:
         return None
-    reset = headers.get("x-ratelimit-reset-" + kind)
+    reset = headers.get(reset_name)
     return Report(
         remaining,
         parse_duration(reset) if reset is not None else None,
-        _number(headers.get("x-ratelimit-limit-" + kind)),
+        _number(headers.get(limit_name)),
     )
 
 
