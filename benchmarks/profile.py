@@ -145,9 +145,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--duration", type=int, default=10, help="seconds per scenario")
     parser.add_argument("--raw", type=Path, help="also keep py-spy's raw stacks in this folder")
     parser.add_argument(
-        "--quota",
-        action="store_true",
-        help="the upstream sends x-ratelimit-* headers and the pool tracks them",
+        "--variant",
+        choices=("", "quota", "quota-untracked"),
+        default="",
+        help="quota: nginx sends x-ratelimit-* headers, tracked; quota-untracked: sent, ignored",
     )
     args = parser.parse_args(argv)
     prices: dict[str, Price] = {}
@@ -155,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         workdir = Path(tmp)
         with Processes(workdir, cwd=REPO) as procs:
             upstream = start_nginx(procs, workdir)
-            router = start_router(procs, upstream, workdir, variant="quota" if args.quota else "")
+            router = start_router(procs, upstream, workdir, variant=args.variant)
             for scenario in (s for s in SCENARIOS if s.connections > 1):
                 prices[scenario.title] = price = profile(router, scenario, args.duration, workdir)
                 print(f"  {scenario.title}: {price[1]:.0f} us/request", file=sys.stderr)

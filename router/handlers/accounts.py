@@ -24,11 +24,6 @@ from router.upstream.refusal import rate_limited
 from router.upstream.route import Route
 
 
-def declares(route: Route) -> bool:
-    """Does any backend of ``route`` declare account limits? (A loop over a few backends.)"""
-    return any(backend.declared is not None for backend in route.backends.values())
-
-
 def candidates(route: Route, ctx: RequestContext) -> tuple[Backend, ...]:
     """The declared accounts the admission may charge, in order of preference; () when the
     pick is an account without declared limits (it is pinned, nothing to charge). Raises the

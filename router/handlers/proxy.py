@@ -17,7 +17,7 @@ from router.appkeys import CONFIG, FORWARDER, LIMITER, METRICS, ROUTES
 from router.context import CONTEXT
 from router.edge import edge
 from router.endpoints import ENDPOINTS, Endpoint
-from router.handlers.accounts import admit_accounts, declares
+from router.handlers.accounts import admit_accounts
 from router.handlers.admission import Charge, admit, finish
 from router.handlers.common import (
     authenticate,
@@ -67,7 +67,7 @@ async def proxy(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
         )
     # Key limits, or accounts whose quotas the pick plans with: the token estimate is needed.
     ctx.tokens = estimate = estimate_tokens(payload, body, endpoint, request.app[CONFIG].estimate)
-    declared = declares(chain[0])
+    declared = chain[0].declares
     if principal.limits.empty and not declared:
         payload, body, strip = _asking_usage(endpoint, payload, body, ask_usage)
         return await _forward(

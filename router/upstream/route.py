@@ -7,7 +7,7 @@ one (the upstream layer must not import the routing layer that builds it).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from balancers import Pool
 from router.endpoints import Endpoint
@@ -22,6 +22,12 @@ class Route:
     endpoint: Endpoint
     pool: Pool
     backends: Mapping[str, Backend]
+    # Some backend declares account limits (``limits: {rpm, tpm}``): admission charges one.
+    declares: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        declared = any(b.declared is not None for b in self.backends.values())
+        object.__setattr__(self, "declares", declared)
 
 
 def plans_quota(chain: tuple[Route, ...]) -> bool:
