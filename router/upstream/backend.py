@@ -31,6 +31,9 @@ from router.upstream.scrub import Scrubber, secret_values
 
 logger = logging.getLogger("switchyard")
 
+# Seconds a quota report with half the quota or more left stands before the next is read.
+QUOTA_FRESH = 0.01
+
 
 def tls_context(config: BackendConfig) -> ResumingContext | None:
     """The backend's TLS context (None for plain HTTP); ``verify: false`` is warned about."""
@@ -105,6 +108,7 @@ class Backend:
         "metrics",
         "model",
         "name",
+        "quota_fresh_until",
         "reads_quota",
         "renames",
         "scrubber",
@@ -149,6 +153,7 @@ class Backend:
         self.metrics = metrics
         self.state.observer = metrics.transition
         self.reads_quota = config.quota_headers
+        self.quota_fresh_until = 0.0  # until then the last quota report stands (read_quota)
         # The account's declared quota, charged at admission (None: not declared).
         self.declared = declared_account(config)
         if self.declared is not None:
@@ -161,15 +166,26 @@ class Backend:
         if self.state.quota is not None:  # the pick just charged it: the predicted gauges
             self.metrics.quota(self.state.quota, time.monotonic())
 
-    def read_quota(self, headers: Mapping[str, str], now: float) -> None:
-        """Keep the account's ``x-ratelimit-*`` headers of an answer (2xx or 429), if any."""
-        if not self.reads_quota:
+    def read_quota(self, headers: Mapping[str, str], now: float, refused: bool = False) -> None:
+        """Keep the account's ``x-ratelimit-*`` headers of an answer (2xx or 429), if any.
+
+        While the account has at least half its quota left, a report stands for
+        :data:`QUOTA_FRESH` seconds: the picks meanwhile are charged to the prediction anyway,
+        and parsing six headers on every answer of a busy pool costs more than the little the
+        prediction drifts in that time. Nearer the limit, and on every 429, every answer is read.
+        """
+        if (now < self.quota_fresh_until and not refused) or not self.reads_quota:
             return
         reports = read_ratelimit(headers)
-        if reports is not None:
-            self.state.report_quota(now, reports)
-            assert self.state.quota is not None
-            self.metrics.quota(self.state.quota, now)
+        if reports is None:
+            return
+        state = self.state
+        state.report_quota(now, reports)
+        quota = state.quota
+        assert quota is not None
+        if quota.fraction(now) >= 0.5:
+            self.quota_fresh_until = now + QUOTA_FRESH
+        self.metrics.quota(quota, now)
 
     def end(self) -> None:
         """That request is over (answered, failed or abandoned)."""

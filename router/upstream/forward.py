@@ -211,7 +211,7 @@ async def _attempt(
     try:
         response = await backend.post(endpoint, body, headers)
         first_byte = time.monotonic()
-        backend.read_quota(response.headers, first_byte)
+        backend.read_quota(response.headers, first_byte, response.status == 429)
         if not retryable_status(response.status):
             reply = _accepted(backend, response, started, first_byte)
             if not reply.streaming:  # read it whole while a retry is still possible
