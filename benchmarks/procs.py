@@ -145,13 +145,17 @@ class Processes:
         self._started: list[Process] = []
 
     def start(
-        self, name: str, argv: Sequence[str], env: Mapping[str, str] | None = None
+        self,
+        name: str,
+        argv: Sequence[str],
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
     ) -> Process:
         log = self._workdir / f"{name}.log"
         with log.open("wb") as out:
             popen = subprocess.Popen(
                 list(argv),
-                cwd=self._cwd,
+                cwd=cwd or self._cwd,
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=out,

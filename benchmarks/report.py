@@ -24,6 +24,7 @@ TARGETS = {
     "upstream": Kind("nginx (upstream)", None),
     "floor": Kind("floor proxy (aiohttp client)", None),
     "router": Kind("router", "floor"),
+    "router-base": Kind("router of --baseline (vs this one)", "router"),
     "router-nometrics": Kind("router, metrics off", "router"),
     "router-limits": Kind("router, key limits in process", "router"),
     "router-quota-untracked": Kind("router, quota headers ignored", "router"),

@@ -91,6 +91,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="with --streams: the router, or the pass-through with the candidate client",
     )
     parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="DIR",
+        help="also the router of another checkout (its own .venv), compared with this one: "
+        "what a change costs or saves, in the same run",
+    )
+    parser.add_argument(
         "--rounds",
         type=int,
         default=1,
@@ -170,6 +177,8 @@ def run(args: argparse.Namespace, workdir: Path) -> Results:
         passthrough = ["floor", *(["cand-httptools", "cand-pyreqwest"] if args.candidates else [])]
         targets = [upstream, *(start_passthrough(procs, key, upstream) for key in passthrough)]
         targets.append(start_router(procs, upstream, workdir))
+        if args.baseline is not None:
+            targets.append(start_router(procs, upstream, workdir, checkout=args.baseline))
         if tls is not None:
             targets += [start_passthrough(procs, key, upstream, tls) for key in passthrough]
             targets.append(start_router(procs, upstream, workdir, tls=tls))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -193,15 +194,21 @@ def start_router(
     variant: str = "",
     redis_url: str = "",
     tls: Tls | None = None,
+    checkout: Path | None = None,
+    wrapper: Sequence[str] = (),
+    ready_timeout: float = READY_TIMEOUT,
 ) -> Target:
     """The router, key auth, metrics and the access log on (to its log file); ``variant``
     "limits" gives the key limits (in-process buckets, or Redis's when ``redis_url`` is set),
     "nometrics" turns metrics off, "quota" has nginx send an account's x-ratelimit-* headers
     (under /quota/) that the pool then tracks, "quota-untracked" the same headers ignored
     (``quota_headers: false``: their bookkeeping's baseline); ``tls`` puts nginx's TLS listener
-    behind it."""
+    behind it; ``checkout`` runs another checkout's router (with its own ``.venv``) as
+    ``router-base``; ``wrapper`` goes before the interpreter (``valgrind ...``, for
+    ``benchmarks.instructions``)."""
     key = "router" + (f"-{variant}" if variant else "") + ("-redis" if redis_url else "")
     key += "-tls" if tls else ""
+    key += "-base" if checkout is not None else ""
     port = free_port()
     config = workdir / f"{key}.yaml"
     config.write_text(
@@ -218,9 +225,11 @@ def start_router(
             reads=", quota_headers: false" if variant == "quota-untracked" else "",
         )
     )
-    argv = [sys.executable, "-m", "router", "serve", "--config", str(config), "--workers", "1"]
-    process = procs.start(key, pinned(PROXY_CORE, argv), env=tls.env() if tls else None)
-    process.wait_ready(lambda: http_status(port, "GET", "/readyz")[0] == 200, READY_TIMEOUT)
+    python = sys.executable if checkout is None else str(checkout / ".venv" / "bin" / "python")
+    argv = [*wrapper, python, "-m", "router", "serve", "--config", str(config), "--workers", "1"]
+    env = tls.env() if tls else None
+    process = procs.start(key, pinned(PROXY_CORE, argv), env=env, cwd=checkout)
+    process.wait_ready(lambda: http_status(port, "GET", "/readyz")[0] == 200, ready_timeout)
     paths = ("/v1/chat/completions", "/v1/chat/completions")
     target = Target(key, key, port, *paths, process.popen.pid)
     _wait(process, target)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import redis.asyncio
 from aiohttp import web
 
 from router.auth import KeyRing
@@ -14,6 +14,9 @@ from router.limits import Limiter
 from router.metrics import Recorder
 from router.routing import RouteTable
 from router.upstream.forward import Forwarder
+
+if TYPE_CHECKING:  # redis is imported only when a Redis is configured (idle memory)
+    import redis.asyncio
 
 
 @dataclass
@@ -31,5 +34,5 @@ FORWARDER = web.AppKey("forwarder", Forwarder)
 PROCESS = web.AppKey("process", ProcessState)
 AUTH = web.AppKey("auth", Authenticator)
 LIMITER = web.AppKey("limiter", Limiter)
-REDIS = web.AppKey("redis", redis.asyncio.Redis)
+REDIS: web.AppKey[redis.asyncio.Redis] = web.AppKey("redis")
 METRICS = web.AppKey("metrics", Recorder)  # router.metrics.off when metrics.enabled is false

@@ -57,13 +57,17 @@ def _load(path: str | None) -> Config:
 
 
 def serve(config: Config) -> int:
-    from router.redisconn import StartupError, check_redis  # noqa: PLC0415 (see above)
-    from router.server import run  # noqa: PLC0415
-    from router.workers import Supervisor  # noqa: PLC0415
+    from router.server import run  # noqa: PLC0415 (see above)
+    from router.startup import StartupError  # noqa: PLC0415
 
     try:
         if config.server.workers > 1:
-            check_redis(config.redis)  # once, before any worker starts and fails the same way
+            from router.workers import Supervisor  # noqa: PLC0415
+
+            if config.redis is not None:  # once, before any worker starts and fails alike
+                from router.redisconn import check_redis  # noqa: PLC0415 (only with a Redis)
+
+                check_redis(config.redis)
             return Supervisor(config).run()
         run(config)
     except StartupError as exc:

@@ -24,19 +24,21 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-import redis.asyncio
 
 from router.auth.key_fields import key_fields
 from router.auth.keyformat import is_key_id
-from router.auth.keystore import STORE_ERRORS
+from router.auth.keystore import store_errors
 from router.auth.open_store import open_store
 from router.auth.service import DEFAULT_GRACE_SECONDS, KeyService
 from router.auth.snapshot import KeySnapshot, parse_records, save
 from router.config import Config
 from router.errors import InvalidRequest
+
+if TYPE_CHECKING:
+    import redis.asyncio
 
 REDIS_TIMEOUT_SECONDS = 5.0  # a shell command should fail, not hang, on an unreachable Redis
 
@@ -111,7 +113,7 @@ def run(config: Config, args: argparse.Namespace) -> int:
     except _Failed as exc:
         print(f"switchyard: {exc}", file=sys.stderr)
         return 1
-    except STORE_ERRORS as exc:
+    except store_errors() as exc:
         print(f"switchyard: the key store is unavailable: {exc}", file=sys.stderr)
         return 1
 
@@ -126,6 +128,8 @@ async def open_service(config: Config) -> AsyncIterator[KeyService]:
     """A :class:`KeyService` over the store the router would open for ``config``."""
     client: redis.asyncio.Redis | None = None
     if config.redis is not None:
+        import redis.asyncio  # noqa: PLC0415 (only with a Redis: `serve` imports this module)
+
         client = redis.asyncio.Redis.from_url(
             config.redis.url,
             socket_timeout=REDIS_TIMEOUT_SECONDS,

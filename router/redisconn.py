@@ -23,8 +23,10 @@ import logging
 import redis.asyncio
 
 from router.config import RedisConfig
+from router.limits.failures import FAILURES
 from router.limits.pipeline import MAX_IN_FLIGHT
-from router.limits.types import FAILURES, failure_reason
+from router.limits.types import failure_reason
+from router.startup import StartupError
 
 logger = logging.getLogger("switchyard")
 
@@ -36,10 +38,6 @@ POOL_WAIT_SECONDS = 2.0
 # floor keeps a key lookup on a loaded machine from failing on a single slow answer.
 MIN_SOCKET_TIMEOUT = 0.5
 CHECK_TIMEOUT = 5.0  # the check at start: generous, a router starting beside a busy Redis
-
-
-class StartupError(Exception):
-    """The router cannot start; the message says why in one line (no secret in it)."""
 
 
 def shared_client(config: RedisConfig) -> redis.asyncio.Redis:

@@ -13,21 +13,25 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from router.appkeys import AUTH, CONFIG, KEYRING, LIMITER, METRICS, REDIS
+from router.auth.keystore import KeyStore
 from router.auth.open_store import open_store
 from router.auth.principals import Authenticator
-from router.auth.redis_store import RedisStore
-from router.auth.restore import RestoringStore
 from router.auth.service import KeyService
 from router.auth.snapshot import load
-from router.limits import LocalLimiter, RedisLimiter
+from router.limits import LocalLimiter
 from router.limits.types import failure_reason
 from router.metrics import Recorder
-from router.redisconn import limiter_client, refuse_cluster, shared_client
+
+if TYPE_CHECKING:
+    from router.auth.restore import RestoringStore
+
+# Everything Redis is imported inside the branches that have a Redis configured: an idle
+# router without one does not carry the redis package (~7 MiB; tests/unit/test_layers.py).
 
 logger = logging.getLogger("switchyard")
 LAST_USED_FLUSH_SECONDS = 5.0
@@ -40,6 +44,8 @@ async def redis_client(app: web.Application) -> AsyncIterator[None]:
     if config is None:
         yield
         return
+    from router.redisconn import refuse_cluster, shared_client  # noqa: PLC0415 (above)
+
     client = shared_client(config)
     try:
         await refuse_cluster(client)
@@ -53,7 +59,7 @@ async def redis_client(app: web.Application) -> AsyncIterator[None]:
 
 async def keys(app: web.Application) -> AsyncIterator[None]:
     store = open_store(app[CONFIG], app.get(REDIS))
-    restoring = await _restoring(app, store) if isinstance(store, RedisStore) else None
+    restoring = await _restoring(app, store) if app[CONFIG].redis is not None else None
     service = KeyService(restoring or store)
     app[AUTH] = Authenticator(app[KEYRING], service)
     tasks = [
@@ -75,9 +81,13 @@ async def keys(app: web.Application) -> AsyncIterator[None]:
     await store.close()
 
 
-async def _restoring(app: web.Application, store: RedisStore) -> RestoringStore:
+async def _restoring(app: web.Application, store: KeyStore) -> RestoringStore:
     """The Redis store behind a snapshot of every key, loaded from its file (see
     :mod:`router.auth.restore`): keys outlive a Redis that restarts empty."""
+    from router.auth.redis_store import RedisStore  # noqa: PLC0415 (above)
+    from router.auth.restore import RestoringStore  # noqa: PLC0415
+
+    assert isinstance(store, RedisStore)
     path = app[CONFIG].store.snapshot_file
     snapshot = await asyncio.to_thread(load, path, store.prefix)
     on_restore = app[METRICS].key_store_restored
@@ -91,6 +101,9 @@ async def limiter(app: web.Application) -> AsyncIterator[None]:
     if config is None:
         app[LIMITER] = LocalLimiter()
     else:
+        from router.limits.redis import RedisLimiter  # noqa: PLC0415 (above)
+        from router.redisconn import limiter_client  # noqa: PLC0415
+
         client = limiter_client(config)
         app[LIMITER] = RedisLimiter(
             client,

@@ -60,15 +60,53 @@ def usage_of(usage: object) -> Usage | None:
     return Usage(tokens_in, tokens_out, total)
 
 
+_USAGE_KEY = b'"usage":'
+
+
 def usage_from_json(body: bytes | None) -> Usage | None:
-    """The usage of a non-streamed answer, or None if it reports none."""
+    """The usage of a non-streamed answer, or None if it reports none.
+
+    OpenAI's answers (chat, embeddings, responses) put ``usage`` after the output, so only that
+    object is parsed, not the whole answer (an embeddings answer is tens of kilobytes of
+    floats). The key found is the last ``"usage":`` outside any string: inside a JSON string
+    every quote is escaped, so the model's own words cannot forge it. Anything unexpected
+    (no balanced object there, not valid JSON) falls back to parsing the whole answer."""
     if not body:
         return None
+    at = body.rfind(_USAGE_KEY)
+    if at < 0:
+        return None  # no usage key anywhere in the answer
+    usage = _object_at(body, at + len(_USAGE_KEY))
+    if usage is not None:
+        return usage_of(usage)
     try:
         answer = orjson.loads(body)
     except orjson.JSONDecodeError:
         return None
     return usage_of(answer.get("usage")) if isinstance(answer, dict) else None
+
+
+def _object_at(body: bytes, start: int) -> dict[str, Any] | None:
+    """The JSON object that starts at ``start`` (after spaces), if its braces balance and it
+    parses; a usage object holds numbers and objects of numbers, no strings with braces."""
+    open_at = body.find(b"{", start)
+    if open_at < 0 or body[start:open_at].strip():
+        return None
+    depth, at = 1, open_at + 1
+    while depth:
+        close = body.find(b"}", at)
+        if close < 0:
+            return None
+        inner = body.find(b"{", at, close)
+        if inner >= 0:
+            depth, at = depth + 1, inner + 1
+        else:
+            depth, at = depth - 1, close + 1
+    try:
+        value = orjson.loads(body[open_at:at])
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def with_usage_requested(payload: dict[str, Any]) -> dict[str, Any] | None:

@@ -10,18 +10,28 @@ from __future__ import annotations
 
 import builtins
 import sqlite3
+import sys
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Protocol
-
-from redis.exceptions import RedisError
 
 from router.auth.records import KeyRecord
 
 EVICT_ALL = "*"
 """The id ``changes()`` yields when changes may have been missed: drop every cached record."""
 
-STORE_ERRORS = (RedisError, sqlite3.Error, OSError)
-"""A store that is down or unreachable: a 503 to clients, never a 500."""
+_LOCAL_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, OSError)
+
+
+def store_errors() -> tuple[type[Exception], ...]:
+    """What a store that is down or unreachable raises: a 503 to clients, never a 500.
+
+    A function for ``except`` clauses (evaluated only when something is raised), so that redis
+    is imported only where a Redis is configured: only a Redis store can raise its errors, and
+    it has imported them by then (the package costs ~7 MiB of an idle router's memory)."""
+    errors = sys.modules.get("redis.exceptions")
+    if errors is None:
+        return _LOCAL_ERRORS
+    return (errors.RedisError, *_LOCAL_ERRORS)
 
 
 class KeyStore(Protocol):

@@ -24,7 +24,7 @@ from router.appkeys import AUTH, CONFIG
 from router.auth import bearer_token
 from router.auth.key_fields import grace_seconds, key_fields
 from router.auth.keyformat import is_key_id
-from router.auth.keystore import STORE_ERRORS
+from router.auth.keystore import store_errors
 from router.auth.records import KeyRecord
 from router.auth.service import KeyService
 from router.edge import Handler, edge
@@ -58,7 +58,7 @@ def admin_only(handler: Handler) -> Handler:
         except RouterError as exc:
             exc.headers = {**exc.headers, **NO_STORE}
             raise
-        except STORE_ERRORS as exc:  # as the request path answers it: retryable, not a bug
+        except store_errors() as exc:  # as the request path answers it: retryable, not a bug
             fields = {"error": type(exc).__name__}  # one line, no traceback: an outage, not a bug
             logger.warning("key store unavailable", extra={"fields": fields})
             raise ServiceUnavailable(

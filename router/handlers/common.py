@@ -11,7 +11,7 @@ from aiohttp import web
 
 from router.appkeys import AUTH, CONFIG
 from router.auth import Principal, bearer_token
-from router.auth.keystore import STORE_ERRORS
+from router.auth.keystore import store_errors
 from router.errors import (
     InvalidRequest,
     PayloadTooLarge,
@@ -54,7 +54,7 @@ async def principal_for(request: web.Request, token: str | None) -> Principal:
         raise Unauthorized(_BAD_KEY)
     try:
         principal = await request.app[AUTH].principal(token)
-    except STORE_ERRORS as exc:  # the key store is unreachable and this key is not cached
+    except store_errors() as exc:  # the key store is unreachable and this key is not cached
         # An outage, not a bug: one line naming the error, no traceback (it may quote a URL).
         logger.warning("key store unavailable", extra={"fields": {"error": type(exc).__name__}})
         raise ServiceUnavailable(

@@ -56,8 +56,10 @@ async def proxy(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
     payload = parse_payload(body)
     ctx.model = model = require_model(payload)
     stream = check_stream(payload)
-    chain = request.app[ROUTES].chain(endpoint, model, principal)
-    metrics = request.app[CONFIG].metrics
+    app = request.app  # one lookup: request.app is a property over the match info
+    chain = app[ROUTES].chain(endpoint, model, principal)
+    config = app[CONFIG]
+    metrics = config.metrics
     metered = metrics.enabled
     ask_usage = stream and metered and metrics.stream_usage
     if principal.limits.empty and not plans_quota(chain):
@@ -66,18 +68,18 @@ async def proxy(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
             request, endpoint, chain, payload, body, charge=None, count=metered, strip=strip
         )
     # Key limits, or accounts whose quotas the pick plans with: the token estimate is needed.
-    ctx.tokens = estimate = estimate_tokens(payload, body, endpoint, request.app[CONFIG].estimate)
+    ctx.tokens = estimate = estimate_tokens(payload, body, endpoint, config.estimate)
     declared = chain[0].declares
     if principal.limits.empty and not declared:
         payload, body, strip = _asking_usage(endpoint, payload, body, ask_usage)
         return await _forward(
             request, endpoint, chain, payload, body, charge=None, count=metered, strip=strip
         )
-    limiter = request.app[LIMITER]
+    limiter = app[LIMITER]
     if declared:
-        charge = await admit_accounts(limiter, principal, chain[0], ctx, request.app[METRICS])
+        charge = await admit_accounts(limiter, principal, chain[0], ctx, app[METRICS])
     else:
-        charge = await admit(limiter, principal, estimate, ctx.request_id, request.app[METRICS])
+        charge = await admit(limiter, principal, estimate, ctx.request_id, app[METRICS])
     try:
         ask_usage = ask_usage or (stream and charge.wants_usage)
         payload, body, strip = _asking_usage(endpoint, payload, body, ask_usage)
@@ -96,8 +98,21 @@ def _asking_usage(
     if ask and ENDPOINTS[endpoint].asks_usage:
         asked = with_usage_requested(payload)
         if asked is not None:
-            return asked, orjson.dumps(asked), True
+            return asked, _with_usage_bytes(payload, body) or orjson.dumps(asked), True
     return payload, body, False
+
+
+_ASK_USAGE = b'{"stream_options":{"include_usage":true},'
+
+
+def _with_usage_bytes(payload: dict[str, Any], body: bytes) -> bytes | None:
+    """The client's bytes with ``stream_options`` put first, when it has none: a splice at the
+    opening brace instead of serialising the whole request again (its messages can be large).
+    The payload is a non-empty object (it names a model), so a comma follows the new member."""
+    if "stream_options" in payload:
+        return None
+    brace = body.find(b"{")
+    return body[:brace] + _ASK_USAGE + body[brace + 1 :]
 
 
 async def _forward(

@@ -32,10 +32,10 @@ from typing import NoReturn
 
 import redis.asyncio
 
+from router.limits.failures import FAILURES
 from router.limits.headers import rate_limit_headers
 from router.limits.pipeline import Pipeliner
 from router.limits.types import (
-    FAILURES,
     Account,
     AccountLevel,
     Admission,

@@ -7,18 +7,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
 from router.outcomes import STORE_FAILURES, LimitKind, StoreFailure
 
 Kind = LimitKind
 FailureReason = StoreFailure
 FAILURE_REASONS = STORE_FAILURES
-# What a limit store that is down, unreachable or too slow raises (asyncio.timeout raises the
-# builtin TimeoutError); only these make the ``failure`` policy decide.
-FAILURES = (TimeoutError, RedisError, OSError)
 
 # Upper bounds of a limit, enforced where limits come in (config, admin API, CLI). admit.lua
 # computes in doubles, exact for integers up to 2^53 (about 9 * 10^15); 10^12 keeps a bucket's
@@ -43,6 +36,10 @@ def failure_reason(exc: BaseException) -> FailureReason:
     """Why a store call failed, for the metric and the log: ``timeout`` (no answer in time),
     ``connection`` (refused, reset, unreachable) or ``error`` (Redis answered with an error:
     out of memory, a read-only replica, a busy script)."""
+    # Imported here: only a Redis store fails, and it has imported redis by then.
+    from redis.exceptions import ConnectionError as RedisConnectionError  # noqa: PLC0415
+    from redis.exceptions import TimeoutError as RedisTimeoutError  # noqa: PLC0415
+
     if isinstance(exc, TimeoutError | RedisTimeoutError):
         return "timeout"
     if isinstance(exc, RedisConnectionError | OSError):

@@ -79,7 +79,10 @@ async def _stream(
     headers: dict[str, str],
     tap: StreamTap | None,
 ) -> web.StreamResponse:
-    out = web.StreamResponse(status=reply.status, headers=headers)
+    out = _Stream(status=reply.status, headers=headers)
+    # The head goes out at once, as OpenAI's does, unless the first events came with it: then
+    # head and events leave in one write (and the end too, for a stream that came whole).
+    out.defer_head(reply.response.ready)
     await out.prepare(request)
     try:
         failure = await _pump(reply, out, ENDPOINTS[endpoint].stream_ends, tap, ctx)
@@ -94,7 +97,7 @@ async def _stream(
 
 async def _pump(
     reply: Reply,
-    out: web.StreamResponse,
+    out: _Stream,
     ends: tuple[bytes, ...],
     tap: StreamTap | None,
     ctx: RequestContext,
@@ -117,16 +120,20 @@ async def _pump(
 
 async def _forward_events(
     reply: Reply,
-    out: web.StreamResponse,
+    out: _Stream,
     ends: tuple[bytes, ...],
     tap: StreamTap | None,
     ctx: RequestContext,
 ) -> bool:
-    next_chunk = reply.response.next_chunk
+    response = reply.response
+    next_chunk = response.next_chunk
     scrubber = reply.backend.scrubber
     pending = b""
     complete = False
     while True:
+        if out.head_held and not response.ready:
+            out.head_held = False
+            await out.write(b"")  # about to wait for the upstream: the client gets the head now
         chunk = await next_chunk()
         if not chunk:
             return complete and not pending
@@ -143,9 +150,31 @@ async def _forward_events(
             complete = _ends(chunk, ends)
         if tap is not None:
             chunk = tap.feed(chunk)
+        if complete and not pending and response.drained:
+            # The upstream's body ended with this read, as the protocol ends: the last chunk and
+            # the end of the chunked answer go out in one write (one syscall less per stream).
+            await out.write_eof(chunk)
+            ctx.delivered = True
+            return True
         if chunk:
+            out.head_held = False
             await out.write(chunk)
         ctx.delivered = complete  # the client has the protocol's end: whatever follows
+
+
+class _Stream(web.StreamResponse):
+    """aiohttp's streamed response, whose head may wait for the first write.
+
+    aiohttp sends a :class:`~aiohttp.web.StreamResponse`'s head as soon as it is prepared (its
+    ``_send_headers_immediately``), and a :class:`~aiohttp.web.Response`'s with the body. A
+    stream whose first events are already here is better served as the latter: one write."""
+
+    head_held = False
+    """The head waits for the first write (:meth:`defer_head`) and none has been made."""
+
+    def defer_head(self, defer: bool) -> None:
+        self._send_headers_immediately = not defer
+        self.head_held = defer
 
 
 def _ends(chunk: bytes, ends: tuple[bytes, ...]) -> bool:

@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio
 
-from router.limits import Account, Limiter, Limits, LocalLimiter, RedisLimiter
+from router.limits import Account, Limiter, Limits, LocalLimiter
+from router.limits.redis import RedisLimiter
 from tests.redis_server import RedisServer
 
 KEY = "k_test"

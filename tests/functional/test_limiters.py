@@ -21,10 +21,10 @@ from router.limits import (
     LimiterUnavailable,
     Limits,
     LocalLimiter,
-    RedisLimiter,
     bucket,
 )
 from router.limits.bucket import BucketSpec, BucketState
+from router.limits.redis import RedisLimiter
 from tests.bucket_cases import CASES, IDS, assert_close, initial
 from tests.redis_server import RedisServer
 

@@ -13,8 +13,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from router.limits import Limits, RedisLimiter
+from router.limits import Limits
 from router.limits.pipeline import MAX_IN_FLIGHT, Pipeliner
+from router.limits.redis import RedisLimiter
 from router.limits.types import failure_reason
 from tests.redis_server import RedisServer
 

@@ -17,7 +17,8 @@ import pytest
 import redis.asyncio
 
 from router.config import RedisConfig
-from router.redisconn import StartupError, refuse_cluster, shared_client
+from router.redisconn import refuse_cluster, shared_client
+from router.startup import StartupError
 from tests.functional.router_process import REPO_ROOT, write_config
 from tests.redis_server import RedisServer, free_port
 

@@ -48,6 +48,16 @@ class UpstreamResponse(Protocol):
         """The next piece of the body as it arrived; ``b""`` at the end."""
         ...
 
+    @property
+    def ready(self) -> bool:
+        """The next piece (or the end) is here: :meth:`next_chunk` would not wait."""
+        ...
+
+    @property
+    def drained(self) -> bool:
+        """The body has ended and every piece of it has been read."""
+        ...
+
     def close(self) -> None:
         """Done with it (idempotent)."""
         ...

@@ -169,6 +169,16 @@ class Response:
         """The body has been received to its end."""
         return self._ended
 
+    @property
+    def ready(self) -> bool:
+        """:meth:`next_chunk` would answer without waiting (a chunk, the end, or an error)."""
+        return bool(self._chunks) or self._ended or self._error is not None
+
+    @property
+    def drained(self) -> bool:
+        """The body has been received to its end and read out: no chunk is left."""
+        return self._ended and not self._chunks
+
     def close(self) -> None:
         """Done with it: an unfinished exchange drops its connection."""
         if not self._ended and self._error is None:
