@@ -1,5 +1,5 @@
-"""A backend reading its account's headers: every answer near the limit or on a 429, at most
-every QUOTA_FRESH seconds while half the quota or more is left, never with quota_headers off."""
+"""A backend reading its account's headers: every answer near the limit or on a 429, one in
+QUOTA_SKIP + 1 while half the quota or more is left, never with quota_headers off."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 from balancers.health import DEFAULT_POLICY
 from router.config import BackendConfig
-from router.upstream.backend import QUOTA_FRESH, Backend
+from router.upstream.backend import QUOTA_SKIP, Backend
 
 
 def backend(**extra: Any) -> Backend:
@@ -31,12 +31,13 @@ def remaining(b: Backend) -> float:
     return b.state.quota.requests.remaining
 
 
-def test_plenty_left_a_report_stands_a_moment():
+def test_plenty_left_one_answer_in_a_few_is_read():
     b = backend()
     b.read_quota(headers(590), 10.0)
-    b.read_quota(headers(580), 10.0 + QUOTA_FRESH / 2)
+    for i in range(QUOTA_SKIP):
+        b.read_quota(headers(589 - i), 10.0 + i / 1000)
     assert remaining(b) == 590  # the picks meanwhile are charged to the prediction
-    b.read_quota(headers(570), 10.0 + QUOTA_FRESH)
+    b.read_quota(headers(570), 10.1)
     assert remaining(b) == 570
 
 
