@@ -44,7 +44,7 @@ class Allowance:
     (Azure sends only ``remaining``) the size is the most the account ever reported left.
     """
 
-    __slots__ = ("capacity", "full_at", "rate", "remaining", "reported", "stamp")
+    __slots__ = ("capacity", "full_at", "pending", "rate", "remaining", "reported", "stamp")
 
     def __init__(self) -> None:
         self.capacity = math.inf  # unknown until a report
@@ -53,6 +53,7 @@ class Allowance:
         self.rate = 0.0  # units refilled per second; 0.0 while unknown
         self.stamp = 0.0
         self.full_at = 0.0  # past this the bucket is full again (or the report is stale)
+        self.pending = 0.0  # charged by the router since the report
 
     def report(
         self, now: float, remaining: float, reset: float | None, limit: float | None
@@ -74,35 +75,30 @@ class Allowance:
             self.full_at = now + reset
         self.remaining = self.reported = remaining
         self.stamp = now
+        self.pending = 0.0
 
     def level(self, now: float) -> float:
-        """Predicted units left at ``now`` (``inf`` while nothing is known)."""
+        """Predicted units left at ``now`` (``inf`` while nothing is known): the report,
+        refilled since, less what the router charged since (as if charged at the report: a
+        charge on a bucket that had refilled to full is undercounted until the next report)."""
+        if self.rate > 0.0:
+            return min(
+                self.capacity, self.remaining - self.pending + self.rate * (now - self.stamp)
+            )
         if now >= self.full_at:
             # An account whose only word was "0 left" (Azure, no limit, no reset) is unknown
             # again once that word is stale: it must be tried to speak again.
             return self.capacity if self.capacity > 0.0 else math.inf
-        return min(self.capacity, self.remaining + self.rate * (now - self.stamp))
+        return self.remaining - self.pending
 
     def wait(self, now: float, amount: float) -> float:
         """Seconds until ``amount`` units are predicted to be there (0.0: now)."""
         level = self.level(now)
         if level + _SLACK >= amount:
             return 0.0
-        until_full = self.full_at - now
         if self.rate > 0.0:
-            return min((amount - level) / self.rate, until_full)
-        return until_full
-
-    def charge(self, now: float, amount: float) -> None:
-        """The router sent ``amount`` units' worth: take them from the prediction."""
-        if self.capacity == math.inf:
-            return
-        self.remaining = self.level(now) - amount
-        self.stamp = now
-        if self.rate > 0.0:
-            self.full_at = max(self.full_at, now) + amount / self.rate
-        elif now >= self.full_at:
-            self.full_at = now + STALE_AFTER
+            return (amount - level) / self.rate
+        return max(self.full_at - now, 0.0)
 
     def fraction(self, now: float) -> float:
         """Predicted share of the bucket left, in [0, 1] (1.0 while nothing is known)."""
@@ -126,9 +122,9 @@ class Quota:
 
     def has_room(self, now: float, tokens: int) -> bool:
         """Predicted to accept one more request of ``tokens`` tokens now."""
-        return self.requests.level(now) + _SLACK >= 1.0 and self.tokens.level(now) + _SLACK >= max(
-            tokens, 1
-        )
+        if self.requests.level(now) + _SLACK < 1.0:
+            return False
+        return self.tokens.level(now) + _SLACK >= (tokens if tokens > 1 else 1)
 
     def available_in(self, now: float, tokens: int) -> float:
         """Seconds until the account is predicted to accept a request of ``tokens`` tokens
@@ -149,9 +145,8 @@ class Quota:
 
     def charge(self, now: float, tokens: int) -> None:
         """A request of ``tokens`` estimated tokens was sent to the account."""
-        self.requests.charge(now, 1.0)
-        if tokens:
-            self.tokens.charge(now, float(tokens))
+        self.requests.pending += 1.0
+        self.tokens.pending += tokens
 
     def __repr__(self) -> str:
         return (

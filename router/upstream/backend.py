@@ -32,7 +32,7 @@ from router.upstream.scrub import Scrubber, secret_values
 logger = logging.getLogger("switchyard")
 
 # Answers whose quota headers go unread after one that showed half the quota or more left.
-QUOTA_SKIP = 7
+QUOTA_SKIP = 15
 
 
 def tls_context(config: BackendConfig) -> ResumingContext | None:
@@ -170,7 +170,7 @@ class Backend:
         """Keep the account's ``x-ratelimit-*`` headers of an answer (2xx or 429), if any.
 
         While the account has at least half its quota left, one answer in
-        ``QUOTA_SKIP + 1`` is read: the picks between are charged to the prediction anyway,
+        ``QUOTA_SKIP + 1`` (16) is read: the picks between are charged to the prediction anyway,
         and parsing six headers on every answer of a busy pool costs more than the little the
         prediction drifts meanwhile. Nearer the limit, and on every 429, every answer is read.
         Counted in answers, not seconds, so the saving is the same at any speed.
