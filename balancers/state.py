@@ -39,6 +39,7 @@ class BackendState:
         "ejections",
         "health",
         "inflight",
+        "limited_until",
         "max_inflight",
         "name",
         "observer",
@@ -75,6 +76,9 @@ class BackendState:
         # The account's quota, from its first answer with x-ratelimit-* headers on (or a
         # declared limit); None until then, and the pick skips every quota step while it is.
         self.quota: Quota | None = None
+        # The end of a cooldown that a 429 started (0.0: none): a pool whose backends all
+        # wait out 429s is busy, not down (the client gets 429, not 503).
+        self.limited_until = 0.0
 
     def report_quota(self, now: float, reports: tuple[Report | None, Report | None]) -> None:
         """An answer stated the account's remaining quota (``x-ratelimit-*``)."""
@@ -150,6 +154,7 @@ class BackendState:
     def on_rate_limited(self, now: float, retry_after: float | None) -> None:
         """Report a 429; ejects at once for ``retry_after`` seconds if given, else the backoff."""
         self._fire(Event.RATE_LIMITED, now, retry_after)
+        self.limited_until = self.cooldown_until
 
     def start_probe(self, now: float) -> None:
         """Mark the backend PROBING: the Pool just chose it as the one request that tests it.

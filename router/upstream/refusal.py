@@ -55,6 +55,9 @@ def rate_limited(
         cooling = route.pool.retry_in()
         if cooling is not None and last is not None:
             waits.append(cooling)
+        elif last is None and (limited := _limited_wait(route)) is not None:
+            waits.append(limited)  # nothing sent: every backend waits out an earlier 429
+            kind = kind or "requests"
     if last is None and kind is None:
         return None  # nothing went upstream and no quota holds it back: no backend at all
     wait = min(waits) if waits else 1.0
@@ -66,6 +69,20 @@ def rate_limited(
         f"Please try again in {format_duration(wait)}."
     )
     return RateLimited(message, kind=kind, headers={"retry-after": str(seconds)})
+
+
+def _limited_wait(route: Route) -> float | None:
+    """Seconds until the first backend cooling down after a 429 may be tried, if every
+    backend not ready is cooling down after one; else None (an outage is a 503)."""
+    now = route.pool.clock()
+    waits = []
+    for state in route.pool.backends:
+        if state.ready(now):
+            continue
+        if state.limited_until < state.cooldown_until or state.limited_until <= now:
+            return None
+        waits.append(state.limited_until - now)
+    return min(waits) if waits else None
 
 
 def _held_kind(route: Route, tokens: int) -> str:

@@ -270,3 +270,24 @@ def test_quota_gauges_and_upstream_429s_by_backend(
 def _sample(reading: Reading, name: str, **labels: str) -> float | None:
     """The one sample of ``name`` with exactly ``labels``, or None if there is none."""
     return reading.samples.get((name, frozenset(labels.items())))
+
+
+def test_while_every_account_waits_out_a_429_the_client_gets_429(
+    start_router: RouterFactory, fake_a: Fake, fake_b: Fake
+) -> None:
+    """After both accounts refused, the next request goes nowhere (both cool down for their
+    retry-after) and is answered 429 with the time left, not 503 no_backend."""
+    fake_a.fail_always({"retry_after": 5})
+    fake_b.fail_always({"retry_after": 5})
+    router = start_router(make_config(_pool(fake_a, fake_b, "round-robin")))
+    with _sdk(router, retries=0) as sdk:
+        with pytest.raises(openai.RateLimitError):
+            _chat(sdk)
+        sent = fake_a.stats()["requests"] + fake_b.stats()["requests"]
+        with pytest.raises(openai.RateLimitError) as again:
+            _chat(sdk)
+    assert fake_a.stats()["requests"] + fake_b.stats()["requests"] == sent  # nothing went out
+    assert 1 <= int(again.value.response.headers["retry-after"]) <= 5
+    body = again.value.body
+    assert isinstance(body, dict)
+    assert body["code"] == "rate_limit_exceeded"
