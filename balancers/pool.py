@@ -48,7 +48,11 @@ class Pool:
         self.ring = ring  # prompt-cache affinity (balancers.affinity); None: off
 
     def pick(
-        self, exclude: Container[BackendState] = (), *, affinity: int | None = None
+        self,
+        exclude: Container[BackendState] = (),
+        *,
+        tokens: int = 0,
+        affinity: int | None = None,
     ) -> BackendState | None:
         """Choose a backend for the next request (or retry), or None if none may take it.
 
@@ -62,6 +66,12 @@ class Pool:
         outage the cooldown is what keeps traffic off the dead backends (Envoy's outlier
         detection likewise sends nothing to an ejected host; it fails the request with
         "no healthy upstream" instead). The caller answers None at once (:meth:`retry_in`).
+
+        A backend whose account is predicted to lack room for one more request of ``tokens``
+        estimated tokens (:class:`~balancers.quota.Quota`) is not a candidate either: its
+        refusal is certain, another account's answer is not (:meth:`quota_wait` says how long
+        until one has room). The chosen account is charged the request at once, so the next
+        pick sees it before the answer does.
         """
         now = self.clock()
         # ready() and saturated(), inlined: this runs once per request for every backend.
@@ -71,9 +81,16 @@ class Pool:
             if (b.health is HEALTHY or now >= b.cooldown_until)
             and b.inflight < b.max_inflight
             and b not in exclude
+            and (b.quota is None or b.quota.has_room(now, tokens))
         ]
         if not candidates:
-            candidates = [b for b in self.backends if b not in exclude and b.ready(now)]
+            candidates = [
+                b
+                for b in self.backends
+                if b not in exclude
+                and b.ready(now)
+                and (b.quota is None or b.quota.has_room(now, tokens))
+            ]
             if not candidates:
                 return None
         chosen = None
@@ -84,7 +101,20 @@ class Pool:
             chosen = self.strategy.pick(candidates, now)
         if chosen.health is not HEALTHY:
             chosen.start_probe(now)
+        if chosen.quota is not None:
+            chosen.quota.charge(now, tokens)
         return chosen
+
+    def quota_wait(self, exclude: Container[BackendState] = (), *, tokens: int = 0) -> float | None:
+        """Seconds until the first ready backend's account is predicted to have room for a
+        request of ``tokens`` tokens; None if no ready backend is held back by its quota."""
+        now = self.clock()
+        waits = [
+            b.quota.available_in(now, tokens)
+            for b in self.backends
+            if b.quota is not None and b not in exclude and b.ready(now)
+        ]
+        return min(waits) if waits else None
 
     def retry_in(self) -> float | None:
         """Seconds until the earliest EJECTED backend may be probed (0.0 if one may be now);

@@ -11,6 +11,7 @@ import math
 from collections.abc import Callable
 
 from balancers.health import DEFAULT_POLICY, TABLE, Event, Health, HealthPolicy
+from balancers.quota import Quota, Report
 
 # Finagle's PeakEwma charges a backend that has no latency sample yet but already has requests
 # in flight this much, so a new backend is tried (load 0 while idle) without being handed every
@@ -39,10 +40,12 @@ class BackendState:
         "health",
         "inflight",
         "limited",
+        "limited_until",
         "max_inflight",
         "name",
         "observer",
         "policy",
+        "quota",
         "weight",
     )
 
@@ -74,6 +77,27 @@ class BackendState:
         self._stamp = 0.0
         # Told of every transition (old, new), e.g. to export it as a metric; never does I/O.
         self.observer: Callable[[Health, Health], None] | None = None
+        # The account's quota, from its first answer with x-ratelimit-* headers on (or a
+        # declared limit); None until then, and the pick skips every quota step while it is.
+        self.quota: Quota | None = None
+        # The end of a cooldown that a 429 started (0.0: none): a pool whose backends all
+        # wait out 429s is busy, not down (the client gets 429, not 503).
+        self.limited_until = 0.0
+
+    def report_quota(self, now: float, reports: tuple[Report | None, Report | None]) -> None:
+        """An answer stated the account's remaining quota (``x-ratelimit-*``)."""
+        quota = self.quota
+        if quota is None:
+            quota = self.quota = Quota()
+        quota.report(now, reports)
+
+    def available_in(self, now: float, tokens: int = 0) -> float:
+        """Seconds until this backend may take a request of ``tokens`` estimated tokens, as
+        far as its cooldown and its account's quota say (0.0: now; ``max_inflight`` aside)."""
+        wait = 0.0 if self.ready(now) else self.cooldown_until - now
+        if self.quota is not None:
+            wait = max(wait, self.quota.available_in(now, tokens))
+        return wait
 
     def begin(self) -> None:
         """Count a request as in flight."""
@@ -134,6 +158,7 @@ class BackendState:
     def on_rate_limited(self, now: float, retry_after: float | None) -> None:
         """Report a 429; ejects at once for ``retry_after`` seconds if given, else the backoff."""
         self._fire(Event.RATE_LIMITED, now, retry_after)
+        self.limited_until = self.cooldown_until
 
     def start_probe(self, now: float) -> None:
         """Mark the backend PROBING: the Pool just chose it as the one request that tests it.

@@ -2,12 +2,19 @@
 names to implementations).
 
 A strategy only chooses among the candidates the :class:`~balancers.pool.Pool` hands it (already
-filtered for exclusion, health and saturation), so each one is a few lines of arithmetic. Every
-``pick`` is O(n) in the candidates and allocates nothing.
+filtered for exclusion, health, saturation and quota), so each one is a few lines of arithmetic.
+Every ``pick`` is O(n) in the candidates and allocates nothing.
+
+Headroom: a backend whose account reports its quota (``BackendState.quota``) counts for the
+predicted fraction of that quota left: ``weighted`` scales its weight by it, ``least-latency``
+and ``least-inflight`` divide its load by it. Traffic so shifts away from an account as it
+nears its limit, smoothly, instead of only once it refuses. A backend without a quota counts
+in full (fraction 1.0, one attribute test).
 """
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
@@ -50,7 +57,7 @@ class LeastLatency:
             j += 1
         a, b = candidates[i], candidates[j]
         # Ties go to the first draw, as tower's p2c does; the draw itself is random.
-        return a if a.load(now) <= b.load(now) else b
+        return a if _scaled_load(a, now) <= _scaled_load(b, now) else b
 
     def __repr__(self) -> str:
         return f"<LeastLatency {self.name}>"
@@ -68,18 +75,21 @@ class Weighted:
     name = "weighted"
 
     def __init__(self) -> None:
-        self._current: dict[str, int] = {}
+        self._current: dict[str, float] = {}
 
     def pick(self, candidates: Sequence[BackendState], now: float) -> BackendState:
         """Return the candidate with the largest running weight, then charge it the total."""
         current = self._current
-        total = 0
+        total = 0.0
         best = candidates[0]
-        best_current: int | None = None
+        best_current: float | None = None
         for backend in candidates:
-            value = current.get(backend.name, 0) + backend.weight
+            weight: float = backend.weight
+            if backend.quota is not None:
+                weight *= backend.quota.fraction(now)
+            value = current.get(backend.name, 0) + weight
             current[backend.name] = value
-            total += backend.weight
+            total += weight
             if best_current is None or value > best_current:
                 best, best_current = backend, value
         current[best.name] -= total
@@ -124,9 +134,9 @@ class LeastInflight:
         ties = 1
         for i in range(1, len(candidates)):
             backend = candidates[i]
-            # Cross-multiplied so the comparison is exact integer arithmetic.
-            lhs = backend.inflight * best.weight
-            rhs = best.inflight * backend.weight
+            # Cross-multiplied so the comparison is exact integer arithmetic (without quotas).
+            lhs = backend.inflight * _share(best, now)
+            rhs = best.inflight * _share(backend, now)
             if lhs < rhs:
                 best, ties = backend, 1
             elif lhs == rhs:
@@ -139,6 +149,23 @@ class LeastInflight:
 
     def __repr__(self) -> str:
         return f"<LeastInflight {self.name}>"
+
+
+def _share(backend: BackendState, now: float) -> float:
+    """The backend's weight, scaled by the share of its account's quota left."""
+    if backend.quota is None:
+        return backend.weight
+    return backend.weight * backend.quota.fraction(now)
+
+
+def _scaled_load(backend: BackendState, now: float) -> float:
+    """The backend's load, divided by the share of its account's quota left (a backend that
+    is out counts as infinitely loaded)."""
+    load = backend.load(now)
+    if backend.quota is None:
+        return load
+    fraction = backend.quota.fraction(now)
+    return load / fraction if fraction > 0.0 else math.inf
 
 
 STRATEGIES: Mapping[str, Callable[[random.Random], Strategy]] = MappingProxyType(

@@ -12,6 +12,11 @@ each backend is, at ``now``, one of:
   rest, whose answer comes soon (and wakes the queue);
 * **down**: ejected after failures, or probing after them: nothing a queue should wait for.
 
+A backend whose account is predicted out of quota (:mod:`balancers.quota`) is not free: like a
+resting one, it is ready again when its quota refills (``Quota.available_in``). The queue
+checks the request-count headroom (``tokens=0``): the request's own token estimate is charged
+at its pick.
+
 Pure functions of the backends and the clock, O(n) in the backends like ``Pool.pick``.
 """
 
@@ -30,7 +35,11 @@ EJECTED = Health.EJECTED
 def has_room(backends: Iterable[BackendState], now: float) -> bool:
     """Some backend is free: exactly when ``Pool.pick`` has a first-tier candidate."""
     for b in backends:
-        if (b.health is HEALTHY or now >= b.cooldown_until) and b.inflight < b.max_inflight:
+        if (
+            (b.health is HEALTHY or now >= b.cooldown_until)
+            and b.inflight < b.max_inflight
+            and (b.quota is None or b.quota.has_room(now, 0))
+        ):
             return True
     return False
 
@@ -42,7 +51,11 @@ def ready_in(backends: Iterable[BackendState], now: float) -> float:
     soonest = math.inf
     for b in backends:
         if b.health is HEALTHY or now >= b.cooldown_until:
-            return 0.0  # ready, and not free: busy
+            quota = b.quota
+            if quota is None or b.inflight >= b.max_inflight or quota.has_room(now, 0):
+                return 0.0  # ready, and not free: busy
+            soonest = min(soonest, quota.available_in(now, 0))  # out of quota until it refills
+            continue
         if b.limited:
             if b.health is not EJECTED:
                 return 0.0  # its probe is out: the answer ends the rest, or starts another
@@ -58,4 +71,7 @@ def next_rest_end(backends: Iterable[BackendState], now: float) -> float | None:
         for b in backends
         if b.health is EJECTED and b.limited and b.cooldown_until > now
     ]
+    for b in backends:  # and when an account predicted out of quota refills
+        if b.quota is not None and not b.quota.has_room(now, 0):
+            ends.append(now + b.quota.available_in(now, 0))
     return min(ends) if ends else None

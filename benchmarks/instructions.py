@@ -72,9 +72,12 @@ def _measure(target: Target, out: Path, stream: bool, count: int) -> int:
     return totals
 
 
-def measure(workdir: Path, checkout: Path | None, count: int) -> dict[str, float]:
-    """Instructions per request of one checkout's router, chat JSON and chat SSE."""
-    workdir = workdir / ("base" if checkout else "this")
+def measure(
+    workdir: Path, checkout: Path | None, count: int, variant: str = "", name: str = ""
+) -> dict[str, float]:
+    """Instructions per request of one checkout's router (``variant`` as in
+    :func:`~benchmarks.targets.start_router`), chat JSON and chat SSE."""
+    workdir = workdir / (name or ("base" if checkout else "this"))
     workdir.mkdir()
     out = workdir / "callgrind.out"
     wrapper = [
@@ -86,7 +89,13 @@ def measure(workdir: Path, checkout: Path | None, count: int) -> dict[str, float
     with Processes(workdir, cwd=REPO) as procs:
         upstream = start_nginx(procs, workdir)
         router = start_router(
-            procs, upstream, workdir, checkout=checkout, wrapper=wrapper, ready_timeout=600
+            procs,
+            upstream,
+            workdir,
+            variant=variant,
+            checkout=checkout,
+            wrapper=wrapper,
+            ready_timeout=600,
         )
         return {
             scenario: _measure(router, out, stream, count) / count
@@ -101,13 +110,25 @@ def main() -> int:
     parser.add_argument(
         "--keep", type=Path, metavar="DIR", help="keep callgrind's files here (callgrind_annotate)"
     )
+    variants = ("", "quota", "quota-untracked")
+    parser.add_argument("--variant", choices=variants, default="", help="this router's variant")
+    parser.add_argument(
+        "--against",
+        choices=variants,
+        help="compare with this checkout's router in that variant (e.g. quota against "
+        "quota-untracked: the same x-ratelimit-* headers, tracked and ignored)",
+    )
     args = parser.parse_args()
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         print("needs valgrind (Debian's valgrind package)", file=sys.stderr)
         return 1
     with tempfile.TemporaryDirectory(prefix="switchyard-instr-") as tmp:
-        this = measure(Path(tmp), None, args.requests)
-        base = measure(Path(tmp), args.baseline, args.requests) if args.baseline else None
+        this = measure(Path(tmp), None, args.requests, args.variant)
+        base = None
+        if args.baseline:
+            base = measure(Path(tmp), args.baseline, args.requests)
+        elif args.against is not None:
+            base = measure(Path(tmp), None, args.requests, args.against, name="against")
         if args.keep is not None:
             args.keep.mkdir(parents=True, exist_ok=True)
             for dump in Path(tmp).glob("*/callgrind.out*"):

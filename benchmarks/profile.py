@@ -53,6 +53,9 @@ STEPS: tuple[tuple[str, Callable[[Frame], bool]], ...] = (
     ("parse (orjson, model, stream)", _named("handlers/common.py", "check_stream")),
     ("parse (orjson, model, stream)", _named("handlers/proxy.py", "_asking_usage")),
     ("route (model -> pool chain)", _named("router/routing.py", "chain")),
+    ("account quota (x-ratelimit-*, headroom)", _in("balancers/quota.py", "upstream/ratelimit.py")),
+    ("account quota (x-ratelimit-*, headroom)", _named("upstream/backend.py", "read_quota")),
+    ("account quota (x-ratelimit-*, headroom)", _in("router/metrics/quota.py")),
     ("pick (balancer, health)", _in("balancers/")),
     ("pick (balancer, health)", _named("upstream/forward.py", "_pick")),
     ("limits", _in("router/limits/", "handlers/admission.py")),
@@ -141,13 +144,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.profile", description=__doc__)
     parser.add_argument("--duration", type=int, default=10, help="seconds per scenario")
     parser.add_argument("--raw", type=Path, help="also keep py-spy's raw stacks in this folder")
+    parser.add_argument(
+        "--variant",
+        choices=("", "quota", "quota-untracked"),
+        default="",
+        help="quota: nginx sends x-ratelimit-* headers, tracked; quota-untracked: sent, ignored",
+    )
     args = parser.parse_args(argv)
     prices: dict[str, Price] = {}
     with tempfile.TemporaryDirectory(prefix="switchyard-profile-") as tmp:
         workdir = Path(tmp)
         with Processes(workdir, cwd=REPO) as procs:
             upstream = start_nginx(procs, workdir)
-            router = start_router(procs, upstream, workdir)
+            router = start_router(procs, upstream, workdir, variant=args.variant)
             for scenario in (s for s in SCENARIOS if s.connections > 1):
                 prices[scenario.title] = price = profile(router, scenario, args.duration, workdir)
                 print(f"  {scenario.title}: {price[1]:.0f} us/request", file=sys.stderr)

@@ -27,6 +27,8 @@ TARGETS = {
     "router-base": Kind("router of --baseline (vs this one)", "router"),
     "router-nometrics": Kind("router, metrics off", "router"),
     "router-limits": Kind("router, key limits in process", "router"),
+    "router-quota-untracked": Kind("router, quota headers ignored", "router"),
+    "router-quota": Kind("router, quota headers tracked", "router-quota-untracked"),
     "router-limits-redis": Kind("router, key limits in Redis", "router"),
     "router-queue": Kind("router, wait queue (no contention)", "router"),
     "cand-httptools": Kind("candidate: Protocol + httptools", "floor"),
@@ -41,6 +43,7 @@ MIN_RPS_VS_FLOOR = 1.5  # router req/s at c=64, chat and stream
 MAX_P50_VS_FLOOR = 1.0  # router p50 at c=1
 MIN_TLS_RPS_VS_FLOOR = 1.3  # router over TLS, req/s at c=64
 MIN_METRICS_ON_VS_OFF = 0.95  # router req/s with metrics on, as a share of metrics off
+MIN_QUOTA_VS_PLAIN = 0.97  # req/s at c=64 with quota headers tracked vs ignored (issue 13)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +155,9 @@ def checks(results: Results) -> list[Check]:
             name = f"router req/s >= {MIN_TLS_RPS_VS_FLOOR}x floor over TLS {where}"
             passed = valid and row.rps >= MIN_TLS_RPS_VS_FLOOR
             found.append(Check(name, f"{row.rps:.2f}x", passed))
+        elif target == "router-quota" and scenario.connections > 1:
+            name = f"quota tracked >= {MIN_QUOTA_VS_PLAIN:.0%} of untracked req/s {where}"
+            found.append(Check(name, f"{row.rps:.1%}", valid and row.rps >= MIN_QUOTA_VS_PLAIN))
         elif target == "router-nometrics":
             share = 1 / row.rps  # metrics on (the router) over off
             name = f"metrics on >= {MIN_METRICS_ON_VS_OFF:.0%} of metrics off {where}"

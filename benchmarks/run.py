@@ -68,6 +68,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="also the router with a wait queue on every pool, never contended (its cost)",
     )
     parser.add_argument(
+        "--quota",
+        action="store_true",
+        help="also the router over an upstream that sends x-ratelimit-* headers, tracked and not",
+    )
+    parser.add_argument(
         "--candidates",
         action="store_true",
         help="also the two upstream-client candidates of issue 11 (httptools, pyreqwest)",
@@ -186,6 +191,9 @@ def run(args: argparse.Namespace, workdir: Path) -> Results:
             targets.append(start_router(procs, upstream, workdir, variant="nometrics"))
         if args.queue:
             targets.append(start_router(procs, upstream, workdir, variant="queue"))
+        if args.quota:
+            for variant in ("quota-untracked", "quota"):
+                targets.append(start_router(procs, upstream, workdir, variant=variant))
         if args.limits:
             redis_url = start_redis(procs)
             targets.append(start_router(procs, upstream, workdir, variant="limits"))

@@ -39,12 +39,13 @@ models:
   gpt-4o:
     strategy: least-latency
     backends:
-      - {{name: nginx, url: "{scheme}://127.0.0.1:{upstream}/v1", api_key: upstream-key{tls}}}
+      - {{name: nginx, url: "{scheme}://127.0.0.1:{upstream}{quota}/v1",
+          api_key: upstream-key{tls}{reads}}}
   gpt-4o-stream:
     strategy: least-latency
     backends:
-      - {{name: nginx-stream, url: "{scheme}://127.0.0.1:{upstream}/stream/v1",
-          api_key: upstream-key{tls}}}
+      - {{name: nginx-stream, url: "{scheme}://127.0.0.1:{upstream}{quota}/stream/v1",
+          api_key: upstream-key{tls}{reads}}}
 """
 
 
@@ -201,10 +202,12 @@ def start_router(
     """The router, key auth, metrics and the access log on (to its log file); ``variant``
     "limits" gives the key limits (in-process buckets, or Redis's when ``redis_url`` is set),
     "nometrics" turns metrics off, "queue" gives every pool a wait queue (never contended: the
-    load's 64 connections stay below a backend's 256 slots); ``tls`` puts nginx's TLS listener
-    behind it; ``checkout`` runs another checkout's router (with its own ``.venv``) as
-    ``router-base``; ``wrapper`` goes before the interpreter (``valgrind ...``, for
-    ``benchmarks.instructions``)."""
+    load's 64 connections stay below a backend's 256 slots), "quota" has nginx send an
+    account's x-ratelimit-* headers (under /quota/) that the pool then tracks, "quota-untracked"
+    the same headers ignored (``quota_headers: false``: their bookkeeping's baseline); ``tls``
+    puts nginx's TLS listener behind it; ``checkout`` runs another checkout's router (with its
+    own ``.venv``) as ``router-base``; ``wrapper`` goes before the interpreter (``valgrind
+    ...``, for ``benchmarks.instructions``)."""
     key = "router" + (f"-{variant}" if variant else "") + ("-redis" if redis_url else "")
     key += "-tls" if tls else ""
     key += "-base" if checkout is not None else ""
@@ -221,6 +224,8 @@ def start_router(
             metrics="false" if variant == "nometrics" else "true",
             redis=f"redis: {{url: {redis_url!r}}}" if redis_url else "",
             queue="queue: {max_wait: 10, max_depth: 100000}" if variant == "queue" else "",
+            quota="/quota" if variant.startswith("quota") else "",
+            reads=", quota_headers: false" if variant == "quota-untracked" else "",
         )
     )
     python = sys.executable if checkout is None else str(checkout / ".venv" / "bin" / "python")

@@ -34,6 +34,7 @@ class RequestContext:
         "key_id",
         "model",
         "outcome",
+        "pinned",
         "priority",
         "request_id",
         "route_model",
@@ -41,6 +42,7 @@ class RequestContext:
         "started",
         "status",
         "stream",
+        "tokens",
         "upstream_done",
         "upstream_first_byte",
         "upstream_request_id",
@@ -75,6 +77,10 @@ class RequestContext:
         # pick went to the key's own backend.
         self.affinity: int | None = None
         self.affinity_hit: bool | None = None
+        # The request's token estimate, for the accounts' quotas at the pick (0: not needed).
+        self.tokens = 0
+        # (model, backend) the first try must go to: the account admission charged.
+        self.pinned: tuple[str, str] | None = None
 
     def attempt(self, model: str, backend: str) -> None:
         """A try on ``backend`` of ``model``'s pool begins."""

@@ -41,6 +41,12 @@ def _account_args(parser: argparse.ArgumentParser) -> None:
         "--quota-headers", choices=HEADER_MODES, default="openai", help="x-ratelimit-* style"
     )
     group.add_argument(
+        "--quota-window",
+        type=float,
+        default=60.0,
+        help="seconds of quota a bucket holds (default 60; 1 makes --rpm 600 a 10 req/s account)",
+    )
+    group.add_argument(
         "--store-limit", type=int, default=10_000, help="responses and conversations kept"
     )
     group.add_argument(
@@ -63,6 +69,7 @@ def config_from(args: argparse.Namespace) -> FakeConfig:
         rpm=args.rpm,
         tpm=args.tpm,
         quota_headers=args.quota_headers,
+        quota_window=args.quota_window,
         store_limit=args.store_limit,
         background_seconds=args.background_seconds,
         cache_blocks=args.cache_blocks,

@@ -105,14 +105,18 @@ def _number(request: web.Request, name: str, default: float) -> float:
 
 
 async def set_quota(request: web.Request) -> web.Response:
-    """``{"rpm": N|null, "tpm": N|null, "headers": "openai"|"azure"|"none"}``: a fresh quota
-    (full buckets); both limits null (or 0) turn it off. Answers as ``GET``."""
+    """``{"rpm": N|null, "tpm": N|null, "headers": "openai"|"azure"|"none", "window": S}``: a
+    fresh quota (full buckets of ``S`` seconds' worth, default 60); both limits null (or 0)
+    turn it off. Answers as ``GET``."""
     state = request.app[STATE]
     body = await read_json(request)
     headers = body.get("headers", "openai")
     if headers not in HEADER_MODES:
         raise ApiError(400, f"'headers' must be one of {', '.join(HEADER_MODES)}.", param="headers")
-    state.set_quota(_limit(body, "rpm"), _limit(body, "tpm"), headers)
+    window = body.get("window", 60.0)
+    if isinstance(window, bool) or not isinstance(window, int | float) or not 0 < window <= 60:
+        raise ApiError(400, "'window' must be a number of seconds in (0, 60].", param="window")
+    state.set_quota(_limit(body, "rpm"), _limit(body, "tpm"), headers, float(window))
     return _quota_summary(request)
 
 

@@ -22,6 +22,12 @@ Headers (``headers`` mode):
             second.
 ``none``    no quota headers; the limit still applies (a self-hosted server behind a proxy).
 
+``window`` (seconds, default 60) shrinks the buckets to what the limit allows in that window
+(``limit * window / 60``, at least 1), refilled at the same per-minute rate: ``rpm=600,
+window=1`` is an account of 10 requests a second that cannot burst past 10, so a test of a few
+seconds meets the quota as a minute-long run meets a per-minute one. The headers' ``limit``
+stays the per-minute figure, as OpenAI's does; their ``reset`` is the time to a full bucket.
+
 Past the quota: 429 with OpenAI's body (``type`` ``requests`` or ``tokens``, code
 ``rate_limit_exceeded``), ``retry-after`` (whole seconds, rounded up) and ``retry-after-ms``.
 Pure and synchronous: the clock is injected.
@@ -97,16 +103,20 @@ class Quota:
     tpm: int | None
     headers: HeaderMode = "openai"
     clock: Callable[[], float] = field(default=lambda: 0.0, repr=False)
+    window: float = 60.0
     requests: Bucket | None = None
     tokens: Bucket | None = None
 
     def __post_init__(self) -> None:
         now = self.clock()
+        share = min(self.window, 60.0) / 60.0
         if self.rpm:
-            burst = max(self.rpm / 6, 1.0) if self.headers == "azure" else float(self.rpm)
+            burst = max(self.rpm * share, 1.0)
+            if self.headers == "azure":
+                burst = min(burst, max(self.rpm / 6, 1.0))
             self.requests = Bucket.full(self.rpm, burst, now)
         if self.tpm:
-            self.tokens = Bucket.full(self.tpm, float(self.tpm), now)
+            self.tokens = Bucket.full(self.tpm, max(self.tpm * share, 1.0), now)
 
     def admit(self, model: str, org: str, estimate: int) -> dict[str, str]:
         """Charge one request and ``estimate`` tokens, or raise the 429 OpenAI would send.
@@ -155,6 +165,7 @@ class Quota:
             "rpm": self.rpm,
             "tpm": self.tpm,
             "headers": self.headers,
+            "window": self.window,
             "remaining_requests": None if self.requests is None else self.requests.remaining(),
             "remaining_tokens": None if self.tokens is None else self.tokens.remaining(),
         }

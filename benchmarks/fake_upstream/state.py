@@ -39,6 +39,7 @@ class FakeConfig:
     rpm: int | None = None
     tpm: int | None = None
     quota_headers: HeaderMode = "openai"
+    quota_window: float = 60.0
     store_limit: int = 10_000
     background_seconds: float = 1.0
     cache_blocks: int = 0
@@ -100,7 +101,7 @@ class FakeState:
         self._session_ids = 0
         self._ended_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self.quota: Quota | None = None
-        self.set_quota(config.rpm, config.tpm, config.quota_headers)
+        self.set_quota(config.rpm, config.tpm, config.quota_headers, config.quota_window)
         self.store = Store(config.store_limit, config.background_seconds)
         self.prefix_cache: PrefixCache | None = None
         if config.cache_blocks > 0:
@@ -195,9 +196,12 @@ class FakeState:
             self._ended_waiters.append((threshold, future))
         return future
 
-    def set_quota(self, rpm: int | None, tpm: int | None, headers: HeaderMode) -> None:
+    def set_quota(
+        self, rpm: int | None, tpm: int | None, headers: HeaderMode, window: float = 60.0
+    ) -> None:
         """A fresh quota (full buckets), or none when neither limit is set."""
-        self.quota = Quota(rpm, tpm, headers, time.monotonic) if rpm or tpm else None
+        quota = Quota(rpm, tpm, headers, time.monotonic, window) if rpm or tpm else None
+        self.quota = quota
 
     def note_usage(self, prompt: int, cached: int, completion: int) -> None:
         self.usage["prompt_tokens"] += prompt

@@ -54,6 +54,16 @@ class LimitsConfig(_Strict):
     concurrency: int | None = Field(None, ge=0, le=MAX_CONCURRENCY)
 
 
+class AccountLimitsConfig(_Strict):
+    """A backend's declared account quota: requests and tokens per minute (unset: none).
+
+    The account's quota, or the share of it this router fleet may use. Shared by every router
+    through Redis (in process without it); backends of the same ``name`` share one quota."""
+
+    rpm: int | None = Field(None, ge=1, le=MAX_PER_MINUTE)
+    tpm: int | None = Field(None, ge=1, le=MAX_PER_MINUTE)
+
+
 class KeyConfig(_Strict):
     name: str = Field(min_length=1)
     key: SecretStr
@@ -127,6 +137,12 @@ class BackendConfig(_Strict):
     # An egress proxy, http://[user:pass@]host:port: HTTPS goes through it with CONNECT, plain
     # HTTP as absolute-URI requests. A secret, like api_key: it may hold the proxy's password.
     proxy: SecretStr | None = None
+    # The provider account's quota, declared (see AccountLimitsConfig); None: only what the
+    # account's own x-ratelimit-* headers say.
+    limits: AccountLimitsConfig | None = None
+    # Plan with the account's x-ratelimit-* headers (README "Account quotas"); false ignores
+    # them (an upstream behind a gateway whose headers describe something else).
+    quota_headers: bool = True
 
     @field_validator("proxy")
     @classmethod

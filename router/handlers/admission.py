@@ -8,11 +8,20 @@ usage settled and the concurrency slot returned, whatever way the request ended.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from router.auth import Principal
 from router.errors import RateLimited, ServiceUnavailable
-from router.limits import Admission, Limiter, LimiterUnavailable, Limits, format_duration
+from router.limits import (
+    Account,
+    AccountLevel,
+    Admission,
+    Limiter,
+    LimiterUnavailable,
+    Limits,
+    format_duration,
+)
 from router.metrics import METRICS_OFF, Recorder
 
 _WHAT = {
@@ -32,10 +41,17 @@ class Charge:
     estimate: int
     headers: dict[str, str]
     actual: int | None = field(default=None)
+    # The declared account charged with the key (None: none), its index among the
+    # candidates, and the candidates' bucket levels after the admission.
+    account: Account | None = None
+    account_index: int | None = None
+    levels: tuple[AccountLevel, ...] = ()
 
     @property
     def wants_usage(self) -> bool:
-        return self.limits.tpm is not None
+        return self.limits.tpm is not None or (
+            self.account is not None and self.account.limits.tpm is not None
+        )
 
 
 async def admit(
@@ -44,12 +60,13 @@ async def admit(
     estimate: int,
     lease: str,
     metrics: Recorder = METRICS_OFF,
+    accounts: Sequence[Account] = (),
 ) -> Charge:
-    """Take the request's share of the key's limits, or raise 429 (or 503 if the limit store
-    is down and the router fails closed)."""
+    """Take the request's share of the key's limits (and of the first of ``accounts`` with
+    room), or raise 429 (or 503 if the limit store is down and the router fails closed)."""
     limits = principal.limits
     try:
-        admission = await limiter.admit(principal.key_id, limits, estimate, lease)
+        admission = await limiter.admit(principal.key_id, limits, estimate, lease, accounts)
     except LimiterUnavailable as exc:
         metrics.limit_unchecked(exc.reason)
         raise ServiceUnavailable(
@@ -57,18 +74,55 @@ async def admit(
             code="limits_unavailable",
             headers={"retry-after": "1"},
         ) from None
+    if admission.accounts_full:
+        raise _accounts_full(admission)
     metrics.limit_checked(limits, admission)
     if not admission.allowed:
         raise _refusal(admission, limits, estimate)
-    return Charge(principal.key_id, limits, lease, estimate, admission.headers)
+    index = admission.account
+    account = accounts[index] if index is not None else None
+    return Charge(
+        principal.key_id,
+        limits,
+        lease,
+        estimate,
+        admission.headers if not limits.empty else {},
+        account=account,
+        account_index=index,
+        levels=admission.accounts,
+    )
 
 
 async def finish(limiter: Limiter, charge: Charge) -> None:
     """Settle tokens with the real usage and return the concurrency slot (never raises)."""
     if charge.actual is not None and charge.limits.tpm is not None:
         await limiter.settle(charge.key_id, charge.limits, charge.actual - charge.estimate)
+    account = charge.account
+    if charge.actual is not None and account is not None and account.limits.tpm is not None:
+        await limiter.settle(account.id, account.limits, charge.actual - charge.estimate)
     if charge.limits.concurrency is not None:
         await limiter.release(charge.key_id, charge.limits, charge.lease)
+
+
+class AccountsFull(RateLimited):
+    """Every candidate account is at its declared quota: the pool is busy, not down.
+    ``levels`` are their buckets as the limiter saw them."""
+
+    def __init__(self, message: str, *, kind: str, headers: dict[str, str]) -> None:
+        super().__init__(message, kind=kind, headers=headers)
+        self.levels: tuple[AccountLevel, ...] = ()
+
+
+def _accounts_full(admission: Admission) -> AccountsFull:
+    kind = "tokens" if admission.kind == "tokens" else "requests"
+    wait = admission.retry_after if admission.retry_after is not None else 60.0
+    message = (
+        f"Rate limit reached for {_WHAT[kind]} on every account serving this model. "
+        f"Please try again in {format_duration(wait)}."
+    )
+    error = AccountsFull(message, kind=kind, headers={"retry-after": str(max(1, math.ceil(wait)))})
+    error.levels = admission.accounts
+    return error
 
 
 def _refusal(admission: Admission, limits: Limits, estimate: int) -> RateLimited:

@@ -19,6 +19,7 @@ from router.context import CONTEXT
 from router.edge import edge
 from router.endpoints import ENDPOINTS, Endpoint
 from router.handlers import homing
+from router.handlers.accounts import admit_accounts
 from router.handlers.admission import Charge, admit, finish
 from router.handlers.common import (
     authenticate,
@@ -30,7 +31,7 @@ from router.handlers.common import (
 )
 from router.upstream.forward import HttpAttempt
 from router.upstream.relay import relay
-from router.upstream.route import Route
+from router.upstream.route import Route, plans_quota
 from router.upstream.streamtap import StreamTap
 from router.usage import estimate_tokens, usage_from_json, with_usage_requested
 
@@ -69,7 +70,11 @@ async def proxy(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
     metrics = config.metrics
     metered = metrics.enabled
     ask_usage = stream and metered and metrics.stream_usage
-    if principal.limits.empty:
+    if not principal.limits.empty or plans_quota(chain):
+        # Key limits, or accounts whose quotas the pick plans with: the token estimate is needed.
+        ctx.tokens = estimate_tokens(payload, body, endpoint, config.estimate)
+    declared = chain[0].declares
+    if principal.limits.empty and not declared:
         payload, body, strip = _asking_usage(endpoint, payload, body, ask_usage)
         return await _forward(
             request,
@@ -83,8 +88,10 @@ async def proxy(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
             keep=keep,
         )
     limiter = app[LIMITER]
-    estimate = estimate_tokens(payload, body, endpoint, config.estimate)
-    charge = await admit(limiter, principal, estimate, ctx.request_id, app[METRICS])
+    if declared:
+        charge = await admit_accounts(limiter, principal, chain[0], ctx, app[METRICS])
+    else:
+        charge = await admit(limiter, principal, ctx.tokens, ctx.request_id, app[METRICS])
     try:
         ask_usage = ask_usage or (stream and charge.wants_usage)
         payload, body, strip = _asking_usage(endpoint, payload, body, ask_usage)

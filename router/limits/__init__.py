@@ -11,6 +11,8 @@ from router.limits.headers import format_duration, rate_limit_headers
 from router.limits.local import LocalLimiter
 from router.limits.types import (
     CONCURRENCY_RETRY_AFTER,
+    Account,
+    AccountLevel,
     Admission,
     Kind,
     Limiter,
@@ -20,6 +22,8 @@ from router.limits.types import (
 
 __all__ = [
     "CONCURRENCY_RETRY_AFTER",
+    "Account",
+    "AccountLevel",
     "Admission",
     "BucketSpec",
     "BucketState",

@@ -15,12 +15,21 @@ ARGV[5]  concurrency limit, or "" for none
 ARGV[6]  lease id
 ARGV[7]  lease ttl in seconds
 ARGV[8]  deferred settle: tokens (actual - estimate) of this key's earlier requests, or ""
-ARGV[9…] deferred releases: lease ids of this key's finished requests
+ARGV[9]  n: candidate provider accounts with declared limits (0: none), in order of preference
+ARGV[10 … 9+2n]  each account's rpm limit and tpm limit ("" for none)
+KEYS[4 … 3+2n]   each account's rpm bucket and tpm bucket
+ARGV[10+2n …]    deferred releases: lease ids of this key's finished requests
 
 Returns strings, since Redis truncates Lua numbers to integers:
   {allowed "1" | "0", kind "" | "requests" | "tokens" | "concurrency", retry_after "" | seconds,
-   rpm level, rpm seconds to full, tpm level, tpm seconds to full}
+   rpm level, rpm seconds to full, tpm level, tpm seconds to full,
+   account: the 1-based index of the account charged or "", accounts_full "1" | "",
+   then per account checked: rpm level, rpm seconds to full, tpm level, tpm seconds to full}
   with "" for the level and time of a limit that is not set.
+
+Accounts are checked only once the key's own limits pass, in order; the first with room is
+charged with the key. When none has room nothing at all is taken (the router tries again
+later or answers 429), and the refusal is the account wait that is shortest.
 ]]
 
 -- Keeps the Redis < 5 default of replicating the script, not its effects, from replaying
@@ -88,7 +97,9 @@ if delta and delta ~= 0 and tpm_capacity then
   level, stamp = level_at(level, stamp, tpm_capacity)
   save(KEYS[2], math.min(tpm_capacity, level - delta), stamp, tpm_capacity)
 end
-if #ARGV > 8 then redis.call('ZREM', KEYS[3], unpack(ARGV, 9)) end
+local n_accounts = tonumber(ARGV[9]) or 0
+local first_lease = 10 + 2 * n_accounts
+if #ARGV >= first_lease then redis.call('ZREM', KEYS[3], unpack(ARGV, first_lease)) end
 
 local rpm = check(KEYS[1], ARGV[2], 1)
 local tpm = check(KEYS[2], ARGV[3], tonumber(ARGV[4]))
@@ -119,6 +130,33 @@ end
 
 local allowed = #refusals == 0
 
+-- The candidate accounts, once the key may go: the first with room is the one charged.
+local chosen, checked, accounts_full = nil, {}, ''
+if allowed and n_accounts > 0 then
+  local best_wait, best_kind = nil, 'requests'
+  for i = 1, n_accounts do
+    local a_rpm = check(KEYS[2 + 2 * i], ARGV[8 + 2 * i], 1)
+    local a_tpm = check(KEYS[3 + 2 * i], ARGV[9 + 2 * i], tonumber(ARGV[4]))
+    table.insert(checked, {a_rpm, a_tpm})
+    local rpm_ok = not a_rpm or a_rpm.allowed
+    local tpm_ok = not a_tpm or a_tpm.allowed
+    if rpm_ok and tpm_ok then chosen = i break end
+    -- This account's wait: its longest refusal (nil, never, if a refusal has none).
+    local wait, kind, never = 0, 'tokens', false
+    if not rpm_ok then kind = 'requests' end
+    for _, b in pairs({a_rpm or false, a_tpm or false}) do  -- (ipairs stops at a nil)
+      if b and not b.allowed then
+        if b.retry then wait = math.max(wait, b.retry) else never = true end
+      end
+    end
+    if not never and (best_wait == nil or wait < best_wait) then best_wait, best_kind = wait, kind end
+    if never and best_wait == nil then best_kind = kind end
+  end
+  if not chosen then
+    allowed, kind, retry, accounts_full = false, best_kind, best_wait, '1'
+  end
+end
+
 local function commit(b)
   if not b then return end
   b.level = b.level - b.cost  -- try_take's new level
@@ -128,6 +166,10 @@ end
 if allowed then
   commit(rpm)
   commit(tpm)
+  if chosen then
+    commit(checked[chosen][1])
+    commit(checked[chosen][2])
+  end
   if concurrency then
     local ttl = tonumber(ARGV[7])
     redis.call('ZADD', KEYS[3], fmt(now + ttl), ARGV[6])
@@ -143,5 +185,14 @@ end
 
 local rpm_level, rpm_reset = report(rpm)
 local tpm_level, tpm_reset = report(tpm)
-return {allowed and '1' or '0', kind, retry and fmt(retry) or '',
-        rpm_level, rpm_reset, tpm_level, tpm_reset}
+local reply = {allowed and '1' or '0', kind, retry and fmt(retry) or '',
+               rpm_level, rpm_reset, tpm_level, tpm_reset,
+               chosen and tostring(chosen) or '', accounts_full}
+for _, pair in ipairs(checked) do
+  for j = 1, 2 do
+    local level, reset = report(pair[j])
+    table.insert(reply, level)
+    table.insert(reply, reset)
+  end
+end
+return reply

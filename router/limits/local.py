@@ -7,14 +7,23 @@ own, so use :class:`router.limits.redis.RedisLimiter` there. The decision is syn
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from router.limits import bucket
 from router.limits.bucket import BucketSpec, BucketState, Take
 from router.limits.headers import rate_limit_headers
-from router.limits.types import CONCURRENCY_RETRY_AFTER, Admission, Kind, Limits, worst
+from router.limits.types import (
+    CONCURRENCY_RETRY_AFTER,
+    Account,
+    AccountLevel,
+    Admission,
+    Kind,
+    Limits,
+    worst,
+)
 
 
 @dataclass(slots=True)
@@ -45,8 +54,15 @@ class LocalLimiter:
         leases = sum(len(key.leases) for key in self._keys.values())
         return f"<LocalLimiter [{len(self._keys)} keys | {leases} leases]>"
 
-    async def admit(self, key_id: str, limits: Limits, tokens: int, lease: str) -> Admission:
-        if limits.empty:
+    async def admit(
+        self,
+        key_id: str,
+        limits: Limits,
+        tokens: int,
+        lease: str,
+        accounts: Sequence[Account] = (),
+    ) -> Admission:
+        if limits.empty and not accounts:
             return Admission(allowed=True, kind=None, retry_after=None, headers={})
         now = self._clock()
         key = self._keys.get(key_id) or self._keys.setdefault(key_id, _Key())
@@ -68,6 +84,22 @@ class LocalLimiter:
             tpm_now = _current(key.tpm, limits.tpm, now)
             headers = _headers(limits, rpm_now, tpm_now, now)
             return Admission(allowed=False, kind=kind, retry_after=retry_after, headers=headers)
+        chosen: int | None = None
+        levels: tuple[AccountLevel, ...] = ()
+        full: tuple[Kind, float | None] | None = None
+        if accounts:
+            chosen, levels, full = self._account(accounts, tokens, now)
+        if full is not None:  # every account is at its declared limit: nothing is taken
+            headers = _headers(limits, key.rpm, key.tpm, now)
+            kind, retry_after = full
+            return Admission(
+                allowed=False,
+                kind=kind,
+                retry_after=retry_after,
+                headers=headers,
+                accounts_full=True,
+                accounts=levels,
+            )
         # All limits passed: only now take from each, so a refusal takes from none.
         if rpm is not None:
             key.rpm = rpm.state
@@ -76,7 +108,42 @@ class LocalLimiter:
         if limits.concurrency is not None:
             key.leases[lease] = now + self._lease_ttl
         headers = _headers(limits, key.rpm, key.tpm, now)
-        return Admission(allowed=True, kind=None, retry_after=None, headers=headers)
+        return Admission(
+            allowed=True,
+            kind=None,
+            retry_after=None,
+            headers=headers,
+            account=chosen,
+            accounts=levels,
+        )
+
+    def _account(
+        self, accounts: Sequence[Account], tokens: int, now: float
+    ) -> tuple[int | None, tuple[AccountLevel, ...], tuple[Kind, float | None] | None]:
+        """Take from the first account with room: its index, the levels of those checked,
+        and (when none had room) the refusal with the shortest wait."""
+        levels: list[AccountLevel] = []
+        refusals: list[tuple[Kind, float | None]] = []
+        for index, account in enumerate(accounts):
+            entry = self._keys.get(account.id) or self._keys.setdefault(account.id, _Key())
+            limits = account.limits
+            rpm = _take(entry.rpm, limits.rpm, now, 1)
+            tpm = _take(entry.tpm, limits.tpm, now, tokens)
+            taken = (rpm is None or rpm.allowed) and (tpm is None or tpm.allowed)
+            if taken:
+                if rpm is not None:
+                    entry.rpm = rpm.state
+                if tpm is not None:
+                    entry.tpm = tpm.state
+            levels.append(_level(entry, limits, now))
+            if taken:
+                return index, tuple(levels), None
+            waits = [t.retry_after for t in (rpm, tpm) if t is not None and not t.allowed]
+            kind: Kind = "requests" if rpm is not None and not rpm.allowed else "tokens"
+            known = [wait for wait in waits if wait is not None]
+            refusals.append((kind, max(known) if len(known) == len(waits) else None))
+        # The shortest wait any account gives (None, never, only if none gives one).
+        return None, tuple(levels), min(refusals, key=lambda r: math.inf if r[1] is None else r[1])
 
     async def settle(self, key_id: str, limits: Limits, delta_tokens: int) -> None:
         if limits.tpm is None or delta_tokens == 0:
@@ -130,6 +197,15 @@ def _current(state: BucketState | None, limit: int | None, now: float) -> Bucket
         return None
     spec = BucketSpec(limit)
     return bucket.level_at(state if state is not None else bucket.full(spec, now), spec, now)
+
+
+def _level(entry: _Key, limits: Limits, now: float) -> AccountLevel:
+    rpm = _current(entry.rpm, limits.rpm, now)
+    tpm = _current(entry.tpm, limits.tpm, now)
+    return AccountLevel(
+        _report(rpm, limits.rpm, now) if rpm is not None else None,
+        _report(tpm, limits.tpm, now) if tpm is not None else None,
+    )
 
 
 def _headers(

@@ -36,6 +36,8 @@ from router.limits.failures import FAILURES
 from router.limits.headers import rate_limit_headers
 from router.limits.pipeline import Pipeliner
 from router.limits.types import (
+    Account,
+    AccountLevel,
     Admission,
     Kind,
     LimiterUnavailable,
@@ -103,11 +105,19 @@ class RedisLimiter:
         base = f"{self._prefix}{{{key_id}}}:"
         return [base + "rpm", base + "tpm", base + "conc"]
 
-    async def admit(self, key_id: str, limits: Limits, tokens: int, lease: str) -> Admission:
-        if limits.empty:
+    async def admit(
+        self,
+        key_id: str,
+        limits: Limits,
+        tokens: int,
+        lease: str,
+        accounts: Sequence[Account] = (),
+    ) -> Admission:
+        if limits.empty and not accounts:
             return Admission(allowed=True, kind=None, retry_after=None, headers={})
         deferred = self._pending.pop(key_id, None)
-        args = [
+        keys = self.keys(key_id)
+        args: list[int | float | str] = [
             self._now(),
             _arg(limits.rpm),
             _arg(limits.tpm),
@@ -115,9 +125,15 @@ class RedisLimiter:
             _arg(limits.concurrency),
             lease,
             self._lease_ttl,
-            *(deferred.args() if deferred is not None else ("",)),
+            deferred.delta if deferred is not None else "",
+            len(accounts),
         ]
-        call = self._pipeliner.submit(self._admit, self.keys(key_id), args)
+        for account in accounts:
+            keys += self.keys(account.id)[:2]
+            args += (_arg(account.limits.rpm), _arg(account.limits.tpm))
+        if deferred is not None:
+            args += deferred.leases
+        call = self._pipeliner.submit(self._admit, keys, args)
         try:
             reply = await asyncio.shield(call)
         except asyncio.CancelledError:
@@ -261,9 +277,6 @@ class _Deferred:
         self.delta += other.delta
         self.leases += other.leases
 
-    def args(self) -> list[int | str]:
-        return [self.delta, *self.leases]
-
 
 def _arg(limit: int | None) -> int | str:
     return "" if limit is None else limit
@@ -275,16 +288,29 @@ def _unavailable(exc: BaseException) -> NoReturn:
 
 
 def _admission(limits: Limits, reply: Sequence[bytes | str]) -> Admission:
-    allowed, kind, retry, rpm_level, rpm_reset, tpm_level, tpm_reset = map(_text, reply)
+    texts = [_text(value) for value in reply]
+    allowed, kind, retry, rpm_level, rpm_reset, tpm_level, tpm_reset, chosen, full = texts[:9]
     headers = rate_limit_headers(
         limits, _float(rpm_level), _float(rpm_reset), _float(tpm_level), _float(tpm_reset)
+    )
+    rows = texts[9:]
+    levels = tuple(
+        AccountLevel(_pair(rows[i], rows[i + 1]), _pair(rows[i + 2], rows[i + 3]))
+        for i in range(0, len(rows), 4)
     )
     return Admission(
         allowed=allowed == "1",
         kind=_KINDS[kind],
         retry_after=float(retry) if retry else None,
         headers=headers,
+        account=int(chosen) - 1 if chosen else None,
+        accounts_full=full == "1",
+        accounts=levels,
     )
+
+
+def _pair(level: str, reset: str) -> tuple[float, float] | None:
+    return (float(level), float(reset)) if level else None
 
 
 def _text(value: bytes | str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from router.outcomes import STORE_FAILURES, LimitKind, StoreFailure
 
@@ -87,6 +87,23 @@ class Limits:
 
 
 @dataclass(frozen=True, slots=True)
+class Account:
+    """A provider account's declared quota (a backend's ``limits: {rpm, tpm}``): buckets shared
+    by every router, under ``id``, checked and charged in the same call as the key's."""
+
+    id: str
+    limits: Limits
+
+
+class AccountLevel(NamedTuple):
+    """One account's buckets after an admission: level and seconds to full of its requests
+    and tokens buckets (None for a limit it does not declare)."""
+
+    requests: tuple[float, float] | None
+    tokens: tuple[float, float] | None
+
+
+@dataclass(frozen=True, slots=True)
 class Admission:
     """A limiter's answer.
 
@@ -101,6 +118,12 @@ class Admission:
     headers: dict[str, str]
     degraded: bool = False
     failure: FailureReason | None = None
+    # With candidate accounts: the index of the one charged (None: none had room, or none
+    # given), whether the refusal is theirs (every account full; the key was not charged),
+    # and the buckets of those checked, in order.
+    account: int | None = None
+    accounts_full: bool = False
+    accounts: tuple[AccountLevel, ...] = ()
 
 
 def degraded(reason: FailureReason) -> Admission:
@@ -114,9 +137,18 @@ class Limiter(Protocol):
     """Admits requests against a key's limits; the router calls settle and release in its
     one ``finally`` per request."""
 
-    async def admit(self, key_id: str, limits: Limits, tokens: int, lease: str) -> Admission:
+    async def admit(
+        self,
+        key_id: str,
+        limits: Limits,
+        tokens: int,
+        lease: str,
+        accounts: Sequence[Account] = (),
+    ) -> Admission:
         """Check and take one request, ``tokens`` (an estimate, >= 0) and the concurrency
-        lease ``lease`` (unique per request), all or nothing."""
+        lease ``lease`` (unique per request), all or nothing; with ``accounts``, also from
+        the first of them (in the caller's order of preference) that has room, or from none
+        and nothing at all when none has."""
         ...
 
     async def settle(self, key_id: str, limits: Limits, delta_tokens: int) -> None:

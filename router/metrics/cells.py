@@ -34,7 +34,7 @@ from prometheus_client.utils import floatToGoString
 
 from router.metrics.multiproc import MULTIPROC_ENV
 
-GaugeMode = Literal["livesum", "livemax"]
+GaugeMode = Literal["livesum", "livemax", "livemin"]
 
 
 class CounterChild(Protocol):

@@ -65,6 +65,7 @@ class Instruments:
         self._decisions(r)
         self._queues(r)
         self._caches(r)
+        self._accounts(r)
 
     def _streams(self, r: Maker) -> None:
         self.streams = r.counter(
@@ -227,6 +228,30 @@ class Instruments:
             "Requests a pool's queue refused or gave up, by reason: max_wait, max_depth "
             "(answered 429), disconnect (the client left while queued).",
             ("model", "priority", "reason"),
+        )
+
+    def _accounts(self, r: Maker) -> None:
+        # Only for backends whose answers carry x-ratelimit-* headers (made on the first one):
+        # a self-hosted server shows no series rather than a quota of 0.
+        self.quota_remaining = r.gauge(
+            "switchyard_backend_quota_remaining",
+            "Each backend's account quota left, by kind (requests, tokens) and source: reported"
+            " (its last x-ratelimit-remaining-*) or predicted (refilled since, less what the"
+            " router sent since).",
+            (*_BACKEND, "kind", "source"),
+            mode="livemin",
+        )
+        self.quota_fraction = r.gauge(
+            "switchyard_backend_quota_fraction",
+            "The predicted share of each backend's account quota left (0-1; the scarcer of"
+            " requests and tokens): what the balancer scales its preference by.",
+            _BACKEND,
+            mode="livemin",
+        )
+        self.upstream_rate_limited = r.counter(
+            "switchyard_upstream_rate_limited",
+            "429 answers from each backend (its account refused).",
+            _BACKEND,
         )
 
 

@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 
 from balancers import Health
 from balancers.fairqueue import Priority
+from balancers.quota import Quota
 from router.context import RequestContext
 from router.limits import Admission, Limits
 from router.outcomes import AttemptFailure, ShedReason, StoreFailure
@@ -39,6 +40,12 @@ class BackendMetricsOff:
         pass
 
     def session_closed(self) -> None:
+        pass
+
+    def quota(self, quota: Quota, now: float) -> None:
+        pass
+
+    def rate_limited(self) -> None:
         pass
 
     def __repr__(self) -> str:

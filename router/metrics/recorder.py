@@ -17,11 +17,13 @@ from collections.abc import Iterable, Mapping
 from prometheus_client import CollectorRegistry
 
 from balancers import Health
+from balancers.quota import Quota
 from router.context import RequestContext
 from router.limits import Admission, Limits
 from router.metrics.cells import CounterChild, GaugeChild, HistogramChild, maker
 from router.metrics.instruments import Instruments, KeyInstruments
 from router.metrics.queue import QueueMetrics
+from router.metrics.quota import QuotaGauges
 from router.outcomes import (
     ATTEMPT_FAILURES,
     LIMIT_KINDS,
@@ -42,6 +44,10 @@ class BackendMetrics:
 
     __slots__ = (
         "_health",
+        "_m",
+        "_model_backend",
+        "_quota",
+        "_rate_limited",
         "_sessions",
         "_transitions",
         "inflight",
@@ -71,6 +77,10 @@ class BackendMetrics:
         }
         self._health[Health.HEALTHY].set(1)
         self.realtime = _SessionMetrics(m, model, backend)
+        self._m = m
+        self._model_backend = (model, backend)
+        self._quota: QuotaGauges | None = None  # bound on the first quota report
+        self._rate_limited: CounterChild = m.upstream_rate_limited.labels(model, backend)
 
     def transition(self, old: Health, new: Health) -> None:
         """The backend's health changed (or a probe replaced a lost one)."""
@@ -95,6 +105,15 @@ class BackendMetrics:
 
     def session_closed(self) -> None:
         self.realtime.open.dec()
+
+    def quota(self, quota: Quota, now: float) -> None:
+        gauges = self._quota
+        if gauges is None:
+            gauges = self._quota = QuotaGauges(self._m, *self._model_backend)
+        gauges.update(quota, now)
+
+    def rate_limited(self) -> None:
+        self._rate_limited.inc()
 
 
 class _SessionMetrics:

@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from balancers import Health
 from balancers.fairqueue import Priority
+from balancers.quota import Quota
 from router.context import RequestContext
 from router.limits import Admission, Limits
 from router.outcomes import AttemptFailure, ShedReason, StoreFailure
@@ -43,6 +44,12 @@ class BackendRecorder(Protocol):
 
     def session_closed(self) -> None:
         """That session is over."""
+
+    def quota(self, quota: Quota, now: float) -> None:
+        """The backend's account quota was reported or charged (gauges, set at most 10/s)."""
+
+    def rate_limited(self) -> None:
+        """The backend answered 429: its account refused."""
 
 
 class QueueRecorder(Protocol):

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable
+import time
+from collections.abc import Awaitable, Mapping
 
 import aiohttp
 from yarl import URL
 
 from balancers import BackendState, Health, HealthPolicy
+from balancers.quota import Quota
 from router.config import BackendConfig
 from router.endpoints import Endpoint
+from router.limits import Account
+from router.limits import Limits as KeyLimits
 from router.metrics import BACKEND_OFF, BackendRecorder
 from router.upstream.gate import Gate
 from router.upstream.http import (
@@ -23,9 +27,13 @@ from router.upstream.http import (
 )
 from router.upstream.http.tls import ResumingContext
 from router.upstream.providers import PROVIDERS
+from router.upstream.ratelimit import read as read_ratelimit
 from router.upstream.scrub import Scrubber, secret_values
 
 logger = logging.getLogger("switchyard")
+
+# Answers whose quota headers go unread after one that showed half the quota or more left.
+QUOTA_SKIP = 15
 
 
 def tls_context(config: BackendConfig) -> ResumingContext | None:
@@ -83,16 +91,27 @@ def make_session(config: BackendConfig, tls: ResumingContext | None) -> aiohttp.
     )
 
 
+def declared_account(config: BackendConfig) -> Account | None:
+    """The backend's declared account limits, as the limiter takes them (None: none)."""
+    limits = config.limits
+    if limits is None or (limits.rpm is None and limits.tpm is None):
+        return None
+    return Account(f"account:{config.name}", KeyLimits(rpm=limits.rpm, tpm=limits.tpm))
+
+
 class Backend:
     """The router's view of an upstream backend: its URLs, credential, timeouts and state."""
 
     __slots__ = (
         "client",
+        "declared",
         "gates",
         "headers",
         "metrics",
         "model",
         "name",
+        "quota_skip",
+        "reads_quota",
         "renames",
         "scrubber",
         "session",
@@ -138,11 +157,43 @@ class Backend:
         # The wait queues of the routes this backend serves (router.upstream.gate): told when
         # a slot frees. Empty without a queue configured: end() then costs one test.
         self.gates: tuple[Gate, ...] = ()
+        self.reads_quota = config.quota_headers
+        self.quota_skip = 0  # answers whose quota headers go unread (see read_quota)
+        # The account's declared quota, charged at admission (None: not declared).
+        self.declared = declared_account(config)
+        if self.declared is not None:
+            self.state.quota = Quota()  # fed by the admissions' bucket levels
 
     def begin(self) -> None:
         """A request to this backend starts: count it in flight."""
         self.state.begin()
         self.metrics.began()
+        if self.state.quota is not None:  # the pick just charged it: the predicted gauges
+            self.metrics.quota(self.state.quota, time.monotonic())
+
+    def read_quota(self, headers: Mapping[str, str], now: float, refused: bool = False) -> None:
+        """Keep the account's ``x-ratelimit-*`` headers of an answer (2xx or 429), if any.
+
+        While the account has at least half its quota left, one answer in
+        ``QUOTA_SKIP + 1`` (16) is read: the picks between are charged to the prediction anyway,
+        and parsing six headers on every answer of a busy pool costs more than the little the
+        prediction drifts meanwhile. Nearer the limit, and on every 429, every answer is read.
+        Counted in answers, not seconds, so the saving is the same at any speed.
+        """
+        if self.quota_skip and not refused:
+            self.quota_skip -= 1
+            return
+        if not self.reads_quota:
+            return
+        reports = read_ratelimit(headers)
+        if reports is None:
+            return
+        state = self.state
+        state.report_quota(now, reports)
+        quota = state.quota
+        assert quota is not None
+        self.quota_skip = QUOTA_SKIP if quota.fraction(now) >= 0.5 else 0
+        self.metrics.quota(quota, now)
 
     def end(self) -> None:
         """That request is over (answered, failed or abandoned); its slot goes to a waiter."""

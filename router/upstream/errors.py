@@ -17,7 +17,12 @@ from time import time
 
 import aiohttp
 
-from router.errors import RouterError, ServiceUnavailable, UpstreamError, UpstreamTimeout
+from router.errors import (
+    RateLimited,
+    RouterError,
+    UpstreamError,
+    UpstreamTimeout,
+)
 from router.outcomes import ATTEMPT_FAILURES, AttemptFailure
 from router.upstream.http import BrokenBodyError, ConnectError, DisconnectedError, HttpClientError
 
@@ -61,9 +66,9 @@ def from_exception(exc: BaseException, backend: str) -> Retryable:
 
 def from_status(status: int, backend: str, retry_after: float | None) -> Retryable:
     """Translate an upstream status that another backend may answer better."""
-    if status == 429:
+    if status == 429:  # the kind (requests or tokens) is read from the answer by the caller
         return Retryable(
-            ServiceUnavailable(f"Backend {backend} is rate limited.", code="upstream_rate_limited"),
+            RateLimited(f"Backend {backend} is rate limited.", kind="requests", headers={}),
             "status_429",
             retry_after=retry_after,
         )

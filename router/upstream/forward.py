@@ -26,9 +26,9 @@ from balancers import BackendState, RetryBudget
 from router.config import RetryConfig
 from router.context import RequestContext
 from router.endpoints import Endpoint
-from router.errors import RouterError, ServiceUnavailable
+from router.errors import RateLimited, RouterError, ServiceUnavailable
 from router.metrics import METRICS_OFF, Recorder
-from router.upstream import report
+from router.upstream import refusal, report
 from router.upstream.backend import Backend
 from router.upstream.errors import (
     TRANSPORT_ERRORS,
@@ -94,7 +94,7 @@ class Forwarder:
                 return await self._retry(route, tried, last, attempt, ctx)
             except Retryable as failure:
                 last = failure
-        raise _client_error(last, chain)
+        raise _client_error(last, chain, ctx.tokens)
 
     async def _retry(
         self,
@@ -219,12 +219,19 @@ class PathAttempt:
 
 
 def _pick(route: Route, tried: set[BackendState], ctx: RequestContext) -> Backend:
+    pinned = ctx.pinned
+    if pinned is not None:  # the admission chose (and charged) this account: the first try
+        ctx.pinned = None
+        if pinned[0] == route.model:
+            backend = route.backends[pinned[1]]
+            tried.add(backend.state)
+            return backend
     pool = route.pool
     key = ctx.affinity
     if key is None or pool.ring is None:
-        state = pool.pick(tried)
+        state = pool.pick(tried, tokens=ctx.tokens)
     else:  # prompt-cache affinity: was it the key's own backend? (for the hit-rate metric)
-        state = pool.pick(tried, affinity=key)
+        state = pool.pick(tried, tokens=ctx.tokens, affinity=key)
         ctx.affinity_hit = pool.ring.last_hit
     if state is None:
         raise PoolExhausted
@@ -255,6 +262,7 @@ async def _attempt(
     try:
         response = await (sent or backend.post(endpoint, body, headers))
         first_byte = time.monotonic()
+        backend.read_quota(response.headers, first_byte, response.status == 429)
         if not retryable_status(response.status):
             reply = _accepted(backend, response, started, first_byte)
             if not reply.streaming:  # read it whole while a retry is still possible
@@ -287,9 +295,13 @@ async def _refused(backend: Backend, response: UpstreamResponse, now: float) -> 
     report.refused(backend.state, error, response.status, now)
     # Read the small error body so the keep-alive connection can be reused, then drop it:
     # an upstream error body is never shown to the client (it can quote our upstream key).
+    body = b""
     with contextlib.suppress(*TRANSPORT_ERRORS):
-        await response.read()
+        body = await response.read()
     response.close()
+    if isinstance(error.error, RateLimited):
+        error.error.kind = refusal.kind_of(response.headers, body)
+        backend.metrics.rate_limited()
     return error
 
 
@@ -299,7 +311,10 @@ def _release(backend: Backend, response: UpstreamResponse | None) -> None:
     backend.end()
 
 
-def _client_error(last: Retryable | None, chain: tuple[Route, ...]) -> RouterError:
+def _client_error(last: Retryable | None, chain: tuple[Route, ...], tokens: int) -> RouterError:
+    limited = refusal.rate_limited(last, chain, tokens)
+    if limited is not None:  # every candidate refused with 429 or is out of quota
+        return limited
     if last is None:
         return _no_backend(chain)
     error = last.error

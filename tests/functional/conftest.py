@@ -90,10 +90,15 @@ class Fake:
         return data
 
     def set_quota(
-        self, rpm: int | None = None, tpm: int | None = None, headers: str = "openai"
+        self,
+        rpm: int | None = None,
+        tpm: int | None = None,
+        headers: str = "openai",
+        window: float = 60.0,
     ) -> dict[str, Any]:
-        """Play an account with this quota from now on (full buckets); see its module."""
-        body = {"rpm": rpm, "tpm": tpm, "headers": headers}
+        """Play an account with this quota from now on (full buckets of ``window`` seconds'
+        worth); see its module."""
+        body = {"rpm": rpm, "tpm": tpm, "headers": headers, "window": window}
         response = self.http.post("/_fake/quota", json=body)
         response.raise_for_status()
         data: dict[str, Any] = response.json()

@@ -156,14 +156,16 @@ def test_502_when_the_upstream_refuses_our_credential(
     assert "upstream-secret-but-wrong" not in response.text
 
 
-def test_503_with_retry_after_when_all_backends_are_rate_limited(
+def test_429_with_retry_after_when_all_backends_are_rate_limited(
     router: RouterProcess, fake_a: Fake, fake_b: Fake
 ) -> None:
+    """Every account refusing is a busy pool, not an outage: 429, as the SDKs back off on."""
     fake_a.fail_always({"retry_after": 7})
     fake_b.fail_always({"retry_after": 7})
     response = post(router, {"model": "gpt-4o", "messages": HELLO})
-    assert response.status_code == 503
-    assert _error(response)["code"] == "upstream_rate_limited"
+    assert response.status_code == 429
+    error = _error(response)
+    assert (error["code"], error["type"]) == ("rate_limit_exceeded", "requests")
     assert response.headers["retry-after"] == "7"
 
 

@@ -123,6 +123,8 @@ def traffic_router(start_router: RouterFactory, fake_a: Fake, fake_b: Fake) -> A
         queue={"max_wait": 30, "max_depth": 100},  # the Accounts row's queue series
     )
     config["keys"][1]["limits"] = {"rpm": 1, "tpm": 100000, "concurrency": 4}
+    # An account that reports its quota (x-ratelimit-*): the Accounts row's gauges.
+    fake_a.set_quota(rpm=100_000, tpm=10_000_000)
     return start_router(config)
 
 

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from balancers import BackendState, LeastInflight, Pool
 from balancers.fairqueue import PRIORITIES, FairQueue, Priority
+from balancers.quota import Report
 from balancers.vacancy import has_room, next_rest_end, ready_in
 
 
@@ -194,7 +195,7 @@ def test_room_busy_resting_and_down() -> None:
     st.lists(
         st.tuples(
             st.integers(min_value=0, max_value=3),
-            st.sampled_from(["ok", "429", "fail", "probe"]),
+            st.sampled_from(["ok", "429", "fail", "probe", "quota-out", "quota-left"]),
         ),
         min_size=1,
         max_size=6,
@@ -214,7 +215,26 @@ def test_has_room_agrees_with_the_picks_first_tier(spec: list[tuple[int, str]], 
         elif event == "probe":
             state.on_rate_limited(0.0, 1.0)
             state.start_probe(1.0)
+        elif event.startswith("quota"):  # the account said: 0 (or 5) requests left until 30 s
+            left = 0 if event == "quota-out" else 5
+            state.report_quota(0.0, (Report(left, 30.0, 10.0), None))
     room = has_room(states, now)
     pool = Pool("m", LeastInflight(random.Random(0)), states, clock=lambda: now)
     chosen = pool.pick()
     assert room == (chosen is not None and chosen.inflight < chosen.max_inflight)
+
+
+def test_an_account_out_of_quota_is_waited_for_until_it_refills() -> None:
+    """Not free, not down: the queue waits (and its timer wakes) when the quota refills."""
+    [state] = backends(0, limit=3)
+    state.report_quota(0.0, (Report(0, 30.0, 10.0), None))  # none left; 10 a minute
+    assert not has_room([state], 1.0)
+    wait = ready_in([state], 1.0)
+    assert 0.0 < wait < math.inf
+    assert wait == state.available_in(1.0)
+    assert next_rest_end([state], 1.0) == 1.0 + wait
+    assert has_room([state], 1.0 + wait)  # refilled by then: free again
+    state.begin()
+    state.begin()
+    state.begin()
+    assert ready_in([state], 1.0) == 0.0  # at max_inflight too: busy, a slot frees any moment

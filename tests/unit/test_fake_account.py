@@ -141,3 +141,20 @@ def test_azure_spreads_requests_over_ten_second_periods():
     assert "Limit 60, Used 10, Requested 1. Please try again in 1s." in refused.value.message
     clock.now += 1
     assert quota.admit("m", "org-x", 1) == {"x-ratelimit-remaining-requests": "0"}
+
+
+def test_a_window_of_one_second_holds_a_second_of_quota():
+    """``window=1``: an rpm=600 account takes 10 at once, then 10 a second; its headers keep
+    the per-minute limit and say when the bucket is full again."""
+    clock = Clock()
+    quota = Quota(rpm=600, tpm=None, clock=clock, window=1.0)
+    for _ in range(10):
+        headers = quota.admit("gpt-4o", "org", 0)
+    assert headers["x-ratelimit-limit-requests"] == "600"
+    assert headers["x-ratelimit-remaining-requests"] == "0"
+    assert headers["x-ratelimit-reset-requests"] == "1s"
+    with pytest.raises(ApiError) as refused:
+        quota.admit("gpt-4o", "org", 0)
+    assert refused.value.headers["retry-after-ms"] == "100"
+    clock.now += 0.1001  # one request's worth (and a hair for float rounding)
+    assert quota.admit("gpt-4o", "org", 0)["x-ratelimit-remaining-requests"] == "0"

@@ -21,7 +21,9 @@ from router.upstream.route import Route
 
 
 class _Backend:
-    """What the forwarder reads of a backend: its name."""
+    """What the forwarder reads of a backend: its name (and whether it declares limits)."""
+
+    declared = None
 
     def __init__(self, name: str) -> None:
         self.name = name
