@@ -105,19 +105,15 @@ _PROXY_PATH = (
 )
 
 
-def test_keys_cli_does_not_load_the_proxy_path(tmp_path: Path) -> None:
-    """``switchyard keys list`` runs the CLI in a fresh interpreter and reports what it loaded."""
+_MODEL = "models:\n  m:\n    backends: [{name: b, url: 'http://127.0.0.1:9/v1', api_key: x}]\n"
+
+
+def _loaded(probe: str, tmp_path: Path, extra_config: str = "") -> set[str]:
+    """Run ``probe`` (with a config file's path as its argument) in a fresh interpreter; the
+    modules it had loaded at its end (the probe prints them)."""
     config = tmp_path / "config.yaml"
-    config.write_text(
-        f"store: {{path: {tmp_path / 'keys.sqlite3'}}}\n"
-        "models:\n  m:\n    backends: [{name: b, url: 'http://127.0.0.1:9/v1', api_key: x}]\n"
-    )
-    probe = (
-        "import json, sys\n"
-        "from router.cli import main\n"
-        "assert main(['keys', 'list', '--config', sys.argv[1]]) == 0\n"
-        "print(json.dumps(sorted(sys.modules)), file=sys.stderr)\n"
-    )
+    config.write_text(f"store: {{path: {tmp_path / 'keys.sqlite3'}}}\n{extra_config}{_MODEL}")
+    probe += "print(json.dumps(sorted(sys.modules)), file=sys.stderr)\n"
     done = subprocess.run(
         [sys.executable, "-c", probe, str(config)],
         capture_output=True,
@@ -127,7 +123,17 @@ def test_keys_cli_does_not_load_the_proxy_path(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    loaded = set(json.loads(done.stderr.strip().splitlines()[-1]))
+    return set(json.loads(done.stderr.strip().splitlines()[-1]))
+
+
+def test_keys_cli_does_not_load_the_proxy_path(tmp_path: Path) -> None:
+    """``switchyard keys list`` runs the CLI in a fresh interpreter and reports what it loaded."""
+    probe = (
+        "import json, sys\n"
+        "from router.cli import main\n"
+        "assert main(['keys', 'list', '--config', sys.argv[1]]) == 0\n"
+    )
+    loaded = _loaded(probe, tmp_path)
     assert "router.cli_keys" in loaded  # the probe ran the keys command
     assert not loaded & set(_PROXY_PATH), sorted(loaded & set(_PROXY_PATH))
 
@@ -135,12 +141,6 @@ def test_keys_cli_does_not_load_the_proxy_path(tmp_path: Path) -> None:
 def test_a_router_without_redis_does_not_load_redis(tmp_path: Path) -> None:
     """The redis package (~7 MiB of an idle router) is imported only where a Redis is
     configured: a router on the embedded store starts, serves, and stops without it."""
-    config = tmp_path / "config.yaml"
-    config.write_text(
-        f"store: {{path: {tmp_path / 'keys.sqlite3'}}}\n"
-        "keys: [{name: k, key: sk-layers-test-key-0001}]\n"
-        "models:\n  m:\n    backends: [{name: b, url: 'http://127.0.0.1:9/v1', api_key: x}]\n"
-    )
     probe = (  # `switchyard serve`, with the server's run() starting and stopping the app
         "import asyncio, json, sys\n"
         "from aiohttp import web\n"
@@ -154,17 +154,7 @@ def test_a_router_without_redis_does_not_load_redis(tmp_path: Path) -> None:
         "router.server.run = lambda config: asyncio.run(start(config))\n"
         "from router.cli import main\n"
         "assert main(['serve', '--config', sys.argv[1]]) == 0\n"
-        "print(json.dumps(sorted(sys.modules)), file=sys.stderr)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", probe, str(config)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    loaded = set(json.loads(done.stderr.strip().splitlines()[-1]))
+    loaded = _loaded(probe, tmp_path, "keys: [{name: k, key: sk-layers-test-key-0001}]\n")
     assert "router.resources" in loaded  # the probe ran the app's startup
     assert not {m for m in loaded if m == "redis" or m.startswith("redis.")}
