@@ -37,12 +37,12 @@ keys: [{{name: bench, key: {key}, models: ["*"]{limits}}}]
 {queue}
 models:
   gpt-4o:
-    strategy: least-latency
+    strategy: least-latency{affinity}
     backends:
       - {{name: nginx, url: "{scheme}://127.0.0.1:{upstream}{quota}/v1",
           api_key: upstream-key{tls}{reads}}}
   gpt-4o-stream:
-    strategy: least-latency
+    strategy: least-latency{affinity}
     backends:
       - {{name: nginx-stream, url: "{scheme}://127.0.0.1:{upstream}{quota}/stream/v1",
           api_key: upstream-key{tls}{reads}}}
@@ -204,7 +204,8 @@ def start_router(
     "nometrics" turns metrics off, "queue" gives every pool a wait queue (never contended: the
     load's 64 connections stay below a backend's 256 slots), "quota" has nginx send an
     account's x-ratelimit-* headers (under /quota/) that the pool then tracks, "quota-untracked"
-    the same headers ignored (``quota_headers: false``: their bookkeeping's baseline); ``tls``
+    the same headers ignored (``quota_headers: false``: their bookkeeping's baseline),
+    "affinity" puts ``affinity: prompt`` on both pools; ``tls``
     puts nginx's TLS listener behind it; ``checkout`` runs another checkout's router (with its
     own ``.venv``) as ``router-base``; ``wrapper`` goes before the interpreter (``valgrind
     ...``, for ``benchmarks.instructions``)."""
@@ -226,6 +227,7 @@ def start_router(
             queue="queue: {max_wait: 10, max_depth: 100000}" if variant == "queue" else "",
             quota="/quota" if variant.startswith("quota") else "",
             reads=", quota_headers: false" if variant == "quota-untracked" else "",
+            affinity="\n    affinity: prompt" if variant == "affinity" else "",
         )
     )
     python = sys.executable if checkout is None else str(checkout / ".venv" / "bin" / "python")
