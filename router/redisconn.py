@@ -21,6 +21,9 @@ import asyncio
 import logging
 
 import redis.asyncio
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from router.config import RedisConfig
 from router.limits.failures import FAILURES
@@ -59,6 +62,13 @@ def _client(config: RedisConfig, max_connections: int) -> redis.asyncio.Redis:
         timeout=POOL_WAIT_SECONDS,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
+        # A pooled connection from before a Redis restart fails on its first use ("Connection
+        # closed by server"): once, at once, on a fresh connection, so a Redis that is back
+        # answers the very next call (a burst right after the restart got 503s without it).
+        # Safe to repeat: key reads, versioned key writes (merge.lua) and lease ids are
+        # idempotent; a bucket charge repeated after a reply lost mid-flight errs toward refusing.
+        retry=Retry(NoBackoff(), 1),
+        retry_on_error=[RedisConnectionError],
     )
     return redis.asyncio.Redis.from_pool(pool)
 
