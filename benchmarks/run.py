@@ -49,39 +49,24 @@ STREAMS_RESULTS = BENCH_DIR / "results" / "streams.json"
 WRK_SCRIPT = BENCH_DIR / "wrk" / "post.lua"
 
 
+# Targets a run may add beside the floor and the router: each a switch, what it adds.
+_ALSO = {
+    "--limits": "also the router with per-key limits: in-process, and in a private Redis",
+    "--metrics": "also the router with metrics off (their cost)",
+    "--queue": "also the router with a wait queue on every pool, never contended (its cost)",
+    "--quota": "also the router over an upstream that sends x-ratelimit-* headers, tracked and not",
+    "--candidates": "also the two upstream-client candidates of issue 11 (httptools, pyreqwest)",
+    "--tls": "also the floor and the router (and the candidates) over a TLS upstream",
+}
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
     parser.add_argument("--duration", type=int, default=10, help="seconds per measurement")
     parser.add_argument("--warmup", type=int, default=2, help="seconds of warm-up per cell")
     parser.add_argument("--quick", action="store_true", help="2 s cells, 1 s warm-up")
-    parser.add_argument(
-        "--limits",
-        action="store_true",
-        help="also the router with per-key limits: in-process, and in a private Redis",
-    )
-    parser.add_argument(
-        "--metrics", action="store_true", help="also the router with metrics off (their cost)"
-    )
-    parser.add_argument(
-        "--queue",
-        action="store_true",
-        help="also the router with a wait queue on every pool, never contended (its cost)",
-    )
-    parser.add_argument(
-        "--quota",
-        action="store_true",
-        help="also the router over an upstream that sends x-ratelimit-* headers, tracked and not",
-    )
-    parser.add_argument(
-        "--candidates",
-        action="store_true",
-        help="also the two upstream-client candidates of issue 11 (httptools, pyreqwest)",
-    )
-    parser.add_argument(
-        "--tls",
-        action="store_true",
-        help="also the floor and the router (and the candidates) over a TLS upstream",
-    )
+    for flag, what in _ALSO.items():
+        parser.add_argument(flag, action="store_true", help=what)
     parser.add_argument(
         "--streams",
         type=int,

@@ -68,38 +68,24 @@ class LocalLimiter:
         key = self._keys.get(key_id) or self._keys.setdefault(key_id, _Key())
         rpm = _take(key.rpm, limits.rpm, now, 1)
         tpm = _take(key.tpm, limits.tpm, now, tokens)
-        refusals: list[tuple[Kind, float | None]] = []
-        if rpm is not None and not rpm.allowed:
-            refusals.append(("requests", rpm.retry_after))
-        if tpm is not None and not tpm.allowed:
-            refusals.append(("tokens", tpm.retry_after))
-        if limits.concurrency is not None and not self._has_slot(key, limits.concurrency, now):
-            # A limit of 0 never frees a slot: no wait helps (None), as in admit.lua.
-            wait = CONCURRENCY_RETRY_AFTER if limits.concurrency else None
-            refusals.append(("concurrency", wait))
-        if refusals:
-            kind, retry_after = worst(refusals)
-            # Nothing is taken: the headers show the buckets as they are.
-            rpm_now = _current(key.rpm, limits.rpm, now)
-            tpm_now = _current(key.tpm, limits.tpm, now)
-            headers = _headers(limits, rpm_now, tpm_now, now)
-            return Admission(allowed=False, kind=kind, retry_after=retry_after, headers=headers)
+        refused = self._refusal(key, limits, rpm, tpm, now)
+        if refused is not None:
+            return refused
         chosen: int | None = None
         levels: tuple[AccountLevel, ...] = ()
-        full: tuple[Kind, float | None] | None = None
         if accounts:
             chosen, levels, full = self._account(accounts, tokens, now)
-        if full is not None:  # every account is at its declared limit: nothing is taken
-            headers = _headers(limits, key.rpm, key.tpm, now)
-            kind, retry_after = full
-            return Admission(
-                allowed=False,
-                kind=kind,
-                retry_after=retry_after,
-                headers=headers,
-                accounts_full=True,
-                accounts=levels,
-            )
+            if full is not None:  # every account is at its declared limit: nothing is taken
+                kind, retry_after = full
+                headers = _headers(limits, key.rpm, key.tpm, now)
+                return Admission(
+                    allowed=False,
+                    kind=kind,
+                    retry_after=retry_after,
+                    headers=headers,
+                    accounts_full=True,
+                    accounts=levels,
+                )
         # All limits passed: only now take from each, so a refusal takes from none.
         if rpm is not None:
             key.rpm = rpm.state
@@ -116,6 +102,29 @@ class LocalLimiter:
             account=chosen,
             accounts=levels,
         )
+
+    def _refusal(
+        self, key: _Key, limits: Limits, rpm: Take | None, tpm: Take | None, now: float
+    ) -> Admission | None:
+        """The key's own refusal (the worst limit it breaks), or None if every limit allows
+        the request; nothing is taken either way."""
+        refusals: list[tuple[Kind, float | None]] = []
+        if rpm is not None and not rpm.allowed:
+            refusals.append(("requests", rpm.retry_after))
+        if tpm is not None and not tpm.allowed:
+            refusals.append(("tokens", tpm.retry_after))
+        if limits.concurrency is not None and not self._has_slot(key, limits.concurrency, now):
+            # A limit of 0 never frees a slot: no wait helps (None), as in admit.lua.
+            wait = CONCURRENCY_RETRY_AFTER if limits.concurrency else None
+            refusals.append(("concurrency", wait))
+        if not refusals:
+            return None
+        kind, retry_after = worst(refusals)
+        # Nothing is taken: the headers show the buckets as they are.
+        rpm_now = _current(key.rpm, limits.rpm, now)
+        tpm_now = _current(key.tpm, limits.tpm, now)
+        headers = _headers(limits, rpm_now, tpm_now, now)
+        return Admission(allowed=False, kind=kind, retry_after=retry_after, headers=headers)
 
     def _account(
         self, accounts: Sequence[Account], tokens: int, now: float
