@@ -13,14 +13,61 @@ A pure module (it imports nothing of the router), so the config and every layer 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Literal
 
 Endpoint = Literal["chat", "embeddings", "responses", "realtime"]
 
-_NEVER = re.compile(rb"(?!)")
+_QUOTE = ord('"')
+
+OutputTest = Callable[[bytes], bool]
+"""Whether whole SSE events carry model output (the first token's time)."""
+
+
+def _never(events: bytes) -> bool:
+    return False
+
+
+class KeyedOutput:
+    """Output is a non-empty string under one of ``keys`` (chat: ``"content": "The"``).
+
+    A substring search per key and a look at the bytes after each hit, not a regex over the
+    events: ``re`` tries its alternation at every quote of a chunk, ~1 ns a byte plus ~0.3 us
+    a call, where ``bytes.find`` runs at memory speed (a 3 KB chunk: 3.0 us against 0.9 us)."""
+
+    __slots__ = ("_keys",)
+
+    def __init__(self, *names: str) -> None:
+        self._keys = tuple(f'"{name}":'.encode() for name in names)
+
+    def __call__(self, events: bytes) -> bool:
+        for key in self._keys:
+            at = events.find(key)
+            while at >= 0:
+                at += len(key)
+                value = events[at : at + 2]
+                if value[:1] != b'"':  # spaces after the colon (compact JSON has none)
+                    value = events[at : at + 64].lstrip()[:2]
+                if len(value) == 2 and value[0] == _QUOTE and value[1] != _QUOTE:
+                    return True
+                at = events.find(key, at)
+        return False
+
+
+class HintedOutput:
+    """Output is what ``pattern`` matches, looked for only where the literal ``hint`` (which
+    every match holds) appears at all."""
+
+    __slots__ = ("_hint", "_search")
+
+    def __init__(self, hint: bytes, pattern: bytes) -> None:
+        self._hint = hint
+        self._search = re.compile(pattern).search
+
+    def __call__(self, events: bytes) -> bool:
+        return self._hint in events and self._search(events) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,8 +81,8 @@ class EndpointSpec:
     """The path under a backend's URL (``{url}/chat/completions``)."""
     stream_ends: tuple[bytes, ...] = ()
     """How a stream of it ends; a stream that stops without one of these was cut off."""
-    output: re.Pattern[bytes] = _NEVER
-    """Matches a streamed event that carries output: the time to first token."""
+    output: OutputTest = _never
+    """Whether streamed events carry output: the time to first token."""
     usage_in_response: bool = False
     """A streamed usage sits in ``response.usage`` (Responses) rather than top-level ``usage``."""
     asks_usage: bool = False
@@ -53,9 +100,7 @@ ENDPOINTS: Mapping[Endpoint, EndpointSpec] = MappingProxyType(
             "/v1/chat/completions",
             "chat/completions",
             stream_ends=(b"data: [DONE]",),
-            output=re.compile(
-                rb'"(?:content|refusal|arguments|reasoning_content|reasoning)":\s*"[^"]'
-            ),
+            output=KeyedOutput("content", "refusal", "arguments", "reasoning_content", "reasoning"),
             asks_usage=True,
         ),
         "embeddings": EndpointSpec(
@@ -70,7 +115,7 @@ ENDPOINTS: Mapping[Endpoint, EndpointSpec] = MappingProxyType(
                 b"event: response.incomplete",
                 b"event: response.failed",
             ),
-            output=re.compile(rb'"type":\s*"response\.[a-z_.]+\.delta"'),
+            output=HintedOutput(b'.delta"', rb'"type":\s*"response\.[a-z_.]+\.delta"'),
             usage_in_response=True,
             deployment_scoped=False,
         ),

@@ -98,11 +98,14 @@ class LineHandler(logging.StreamHandler[TextIO]):
 
     def _arm_timer(self) -> bool:
         """A flush within ``flush_seconds`` of the oldest waiting line; False with no loop."""
+        timer_loop = self._timer_loop
+        if self._timer is not None and timer_loop is not None and timer_loop.is_running():
+            return True  # armed on the running loop: no lookup of the loop (a getpid call)
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return False
-        if self._timer is None or self._timer_loop is not loop:  # none yet, or a stopped loop's
+        if self._timer is None or timer_loop is not loop:  # none yet, or a stopped loop's
             self._timer = loop.call_later(self._flush_seconds, self.flush)
             self._timer_loop = loop
         return True
@@ -166,44 +169,45 @@ def log_access(ctx: RequestContext, method: str, path: str) -> None:
     if len(handlers) == 1 and type(handlers[0]) is LineHandler and not access_logger.handlers:
         # The line JsonFormatter would write, without a LogRecord, the logger's walk to the root
         # and the formatter's calls: about half the cost of the line (benchmarks/README.md).
-        line = {"ts": int(time.time() * 1000 + 0.5) / 1000, **_ACCESS_HEAD}
-        handlers[0].access(orjson.dumps(_fill(line, ctx, method, path)))
+        head = {"ts": int(time.time() * 1000 + 0.5) / 1000, **_ACCESS_HEAD}
+        handlers[0].access(orjson.dumps(_fields(head, ctx, method, path)))
         return
     access_logger.info("request", extra={"fields": access_fields(ctx, method, path)})
 
 
 def access_fields(ctx: RequestContext, method: str, path: str) -> dict[str, object]:
     """What the access line says about a finished request."""
-    return _fill({}, ctx, method, path)
+    return _fields({}, ctx, method, path)
 
 
-def _fill(
-    fields: dict[str, object], ctx: RequestContext, method: str, path: str
+def _fields(
+    head: dict[str, object], ctx: RequestContext, method: str, path: str
 ) -> dict[str, object]:
+    """``head``'s fields, then the request's. One dict display, not an assignment per field;
+    milliseconds to 3 places by float arithmetic (rounded half up), not ``round(x, 3)``, which
+    formats the number as decimal digits."""
     now = time.monotonic()
-    fields["request_id"] = ctx.request_id
-    fields["method"] = method
-    fields["path"] = path
-    fields["status"] = ctx.status
-    fields["key_id"] = ctx.key_id
-    fields["model"] = ctx.model
-    fields["served_model"] = ctx.route_model
-    fields["backend"] = ctx.backend
-    fields["attempts"] = ctx.attempts
-    fields["stream"] = ctx.stream
-    fields["outcome"] = ctx.outcome
-    fields["upstream_request_id"] = ctx.upstream_request_id
-    fields["duration_ms"] = _ms(now - ctx.started) / 1000
+    fields = {
+        **head,
+        "request_id": ctx.request_id,
+        "method": method,
+        "path": path,
+        "status": ctx.status,
+        "key_id": ctx.key_id,
+        "model": ctx.model,
+        "served_model": ctx.route_model,
+        "backend": ctx.backend,
+        "attempts": ctx.attempts,
+        "stream": ctx.stream,
+        "outcome": ctx.outcome,
+        "upstream_request_id": ctx.upstream_request_id,
+        "duration_ms": int((now - ctx.started) * 1_000_000 + 0.5) / 1000,
+    }
     started = ctx.upstream_started
-    if started is not None and ctx.upstream_first_byte is not None:
-        fields["ttfb_ms"] = _ms(ctx.upstream_first_byte - started) / 1000
-        fields["upstream_ms"] = _ms(now - started) / 1000
+    first_byte = ctx.upstream_first_byte
+    if started is not None and first_byte is not None:
+        fields["ttfb_ms"] = int((first_byte - started) * 1_000_000 + 0.5) / 1000
+        fields["upstream_ms"] = int((now - started) * 1_000_000 + 0.5) / 1000
     if ctx.session is not None:
         fields.update(ctx.session.log_fields())
     return fields
-
-
-def _ms(seconds: float) -> int:
-    """Seconds in microseconds, rounded half up: ``x / 1000`` is milliseconds to 3 places.
-    Float arithmetic, not ``round(x, n)``, which formats the number as decimal digits."""
-    return int(seconds * 1_000_000 + 0.5)

@@ -40,10 +40,14 @@ class Usage(NamedTuple):
     cached: int = 0
 
 
-def _count(usage: dict[str, Any], *names: str) -> int:
-    for name in names:
-        value = usage.get(name)
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+def _count(usage: dict[str, Any], name: str, other: str = "") -> int:
+    """The first of ``usage[name]``, ``usage[other]`` that is a count (an int >= 0), or 0."""
+    value = usage.get(name)
+    if type(value) is int and value >= 0:  # type, not isinstance: JSON's true is no count
+        return value
+    if other:
+        value = usage.get(other)
+        if type(value) is int and value >= 0:
             return value
     return 0
 
@@ -55,34 +59,41 @@ def usage_of(usage: object) -> Usage | None:
     if not isinstance(usage, dict):
         return None
     total = usage.get("total_tokens")
-    if not isinstance(total, int) or isinstance(total, bool):
+    if type(total) is not int:
         return None
-    tokens_in = _count(usage, "prompt_tokens", "input_tokens")
-    tokens_out = _count(usage, "completion_tokens", "output_tokens")
     details = usage.get("prompt_tokens_details") or usage.get("input_tokens_details")
-    cached = _count(details, "cached_tokens") if isinstance(details, dict) else 0
-    return Usage(tokens_in, tokens_out, total, cached)
+    return Usage(
+        _count(usage, "prompt_tokens", "input_tokens"),
+        _count(usage, "completion_tokens", "output_tokens"),
+        total,
+        _count(details, "cached_tokens") if isinstance(details, dict) else 0,
+    )
 
 
 _USAGE_KEY = b'"usage":'
+# Below this size an answer is parsed whole: orjson reads 700 bytes in ~2 us, less than finding
+# and parsing the usage object alone costs; above it, the whole would cost more (embeddings).
+_PARSED_WHOLE = 16 * 1024
 
 
 def usage_from_json(body: bytes | None) -> Usage | None:
     """The usage of a non-streamed answer, or None if it reports none.
 
-    OpenAI's answers (chat, embeddings, responses) put ``usage`` after the output, so only that
-    object is parsed, not the whole answer (an embeddings answer is tens of kilobytes of
-    floats). The key found is the last ``"usage":`` outside any string: inside a JSON string
-    every quote is escaped, so the model's own words cannot forge it. Anything unexpected
-    (no balanced object there, not valid JSON) falls back to parsing the whole answer."""
+    OpenAI's answers (chat, embeddings, responses) put ``usage`` after the output, so in a
+    large answer only that object is parsed, not the whole answer (an embeddings answer is
+    tens of kilobytes of floats). The key found is the last ``"usage":`` outside any string:
+    inside a JSON string every quote is escaped, so the model's own words cannot forge it.
+    Anything unexpected (no balanced object there, not valid JSON) falls back to parsing the
+    whole answer."""
     if not body:
         return None
     at = body.rfind(_USAGE_KEY)
     if at < 0:
         return None  # no usage key anywhere in the answer
-    usage = _object_at(body, at + len(_USAGE_KEY))
-    if usage is not None:
-        return usage_of(usage)
+    if len(body) > _PARSED_WHOLE:
+        usage = _object_at(body, at + len(_USAGE_KEY))
+        if usage is not None:
+            return usage_of(usage)
     try:
         answer = orjson.loads(body)
     except orjson.JSONDecodeError:

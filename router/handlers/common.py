@@ -12,6 +12,7 @@ from aiohttp import web
 from router.appkeys import AUTH, CONFIG
 from router.auth import Principal, bearer_token
 from router.auth.keystore import store_errors
+from router.auth.principals import Authenticator
 from router.errors import (
     InvalidRequest,
     PayloadTooLarge,
@@ -38,22 +39,27 @@ def json_response(data: object, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
 
 
-def authenticate(request: web.Request) -> Coroutine[None, None, Principal]:
+def authenticate(
+    request: web.Request, app: web.Application | None = None
+) -> Coroutine[None, None, Principal]:
     """The caller's principal, or 401. The message never repeats the presented key.
 
-    Returns :func:`principal_for`'s coroutine: no coroutine frame of its own on the hot path.
+    ``app`` is the request's application where the caller holds it already (``request.app``
+    walks the match info). Returns :func:`principal_for`'s coroutine: no coroutine frame of
+    its own on the hot path.
     """
-    return principal_for(request, bearer_token(request.headers.get("Authorization")))
+    auth = (app or request.app)[AUTH]
+    return principal_for(auth, bearer_token(request.headers.get("Authorization")))
 
 
-async def principal_for(request: web.Request, token: str | None) -> Principal:
+async def principal_for(auth: Authenticator, token: str | None) -> Principal:
     """The principal of a key however it was presented, or 401 (503 if keys cannot be read)."""
     if token is None:
         raise Unauthorized(_NO_KEY)
     if not is_text(token):  # bytes that are not UTF-8 are no key of ours: no store sees them
         raise Unauthorized(_BAD_KEY)
     try:
-        principal = await request.app[AUTH].principal(token)
+        principal = await auth.principal(token)
     except store_errors() as exc:  # the key store is unreachable and this key is not cached
         # An outage, not a bug: one line naming the error, no traceback (it may quote a URL).
         logger.warning("key store unavailable", extra={"fields": {"error": type(exc).__name__}})
@@ -80,8 +86,10 @@ def text_header(request: web.Request, name: str) -> str | None:
     return value if value is not None and is_text(value) else None
 
 
-async def read_body(request: web.Request) -> bytes:
-    limit = request.app[CONFIG].server.max_body_bytes
+async def read_body(request: web.Request, limit: int | None = None) -> bytes:
+    """The whole body, at most ``limit`` bytes (``server.max_body_bytes`` if not given)."""
+    if limit is None:
+        limit = request.app[CONFIG].server.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
     try:

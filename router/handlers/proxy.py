@@ -24,10 +24,10 @@ from router.handlers.admission import Charge, admit, finish
 from router.handlers.common import (
     authenticate,
     check_stream,
+    is_text,
     parse_payload,
     read_body,
     require_model,
-    text_header,
 )
 from router.upstream.forward import HttpAttempt
 from router.upstream.relay import relay
@@ -42,8 +42,13 @@ _FORWARDED_HEADERS = ("Content-Type", "Accept", "OpenAI-Beta", "User-Agent")
 
 
 def forward_headers(request: web.Request, request_id: str) -> dict[str, str]:
-    # A value that is not valid UTF-8 stays here: the upstream request could not encode it.
-    headers = {name: value for name in _FORWARDED_HEADERS if (value := text_header(request, name))}
+    incoming = request.headers
+    headers: dict[str, str] = {}
+    for name in _FORWARDED_HEADERS:
+        value = incoming.get(name)
+        # A value that is not valid UTF-8 stays here: the upstream request could not encode it.
+        if value and (value.isascii() or is_text(value)):
+            headers[name] = value
     headers.setdefault("Content-Type", "application/json")
     # Lets the provider's logs be matched with ours (OpenAI honours X-Client-Request-Id).
     headers["X-Client-Request-Id"] = request_id
@@ -52,21 +57,21 @@ def forward_headers(request: web.Request, request_id: str) -> dict[str, str]:
 
 async def proxy(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
     ctx = request[CONTEXT]
-    principal = await authenticate(request)
+    app = request.app  # one lookup: request.app is a property over the match info
+    config = app[CONFIG]
+    principal = await authenticate(request, app)
     ctx.key_id = principal.key_id
     ctx.priority = principal.priority
-    body = await read_body(request)
+    body = await read_body(request, config.server.max_body_bytes)
     payload = parse_payload(body)
     ctx.model = model = require_model(payload)
     stream = check_stream(payload)
-    app = request.app  # one lookup: request.app is a property over the match info
     chain = app[ROUTES].chain(endpoint, model, principal)
     if chain[0].pool.ring is not None:  # affinity: prompt (router.cachekey)
         ctx.affinity = cache_key(endpoint, payload)
     keep = None
     if endpoint == "responses":  # stored responses have a home (router.handlers.homing)
         chain, keep = await homing.plan(request, payload, principal, model, chain)
-    config = app[CONFIG]
     metrics = config.metrics
     metered = metrics.enabled
     ask_usage = stream and metered and metrics.stream_usage

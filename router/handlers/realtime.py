@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from multidict import CIMultiDictProxy
 
-from router.appkeys import FORWARDER, LIMITER, METRICS, ROUTES
+from router.appkeys import AUTH, FORWARDER, LIMITER, METRICS, ROUTES
 from router.auth import bearer_token
 from router.context import CONTEXT
 from router.edge import edge
@@ -103,7 +103,7 @@ SESSIONS = web.AppKey("realtime_sessions", OpenSessions)
 async def realtime(request: web.Request) -> web.StreamResponse:
     ctx = request[CONTEXT]
     offer = read_offer(request.headers)
-    principal = await principal_for(request, offer.key)
+    principal = await principal_for(request.app[AUTH], offer.key)
     ctx.key_id = principal.key_id
     ctx.priority = principal.priority
     ctx.model = model = require_model({"model": request.query.get("model")})

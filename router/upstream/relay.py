@@ -178,10 +178,11 @@ class _Stream(web.StreamResponse):
 
 
 def _ends(chunk: bytes, ends: tuple[bytes, ...]) -> bool:
-    # A loop, not any() over a generator: called per chunk, and the generator costs twice the
-    # tests (~0.3 us a chunk, ~3 us a chat stream of 11 events).
+    # The usual place first: chat's ``data: [DONE]`` closes the last chunk (a look at its
+    # tail, where a search would read the whole chunk, ~2 us for 3 KB). A loop, not any()
+    # over a generator: called per chunk, and the generator costs twice the tests.
     for marker in ends:  # noqa: SIM110 (the cost, above)
-        if marker in chunk:
+        if chunk.endswith(marker, -len(marker) - 4, -2) or marker in chunk:
             return True
     return False
 

@@ -11,7 +11,8 @@ Chat streams report usage in a last chunk with ``"choices": []`` when ``include_
 the router asks for it when the client did not (for the key's tokens and the metrics) and then
 removes that chunk, so the client sees the stream it asked for. Responses streams report usage
 inside their final ``response.completed`` (or ``incomplete``/``failed``) event. Only chunks
-holding ``"usage":{`` are looked into, so other chunks cost one substring search.
+holding ``"usage":{`` are looked into, from the end (where usage is reported), so other
+chunks cost one substring search.
 """
 
 from __future__ import annotations
@@ -42,34 +43,36 @@ class StreamTap:
 
     def feed(self, chunk: bytes) -> bytes:
         """Whole SSE events in; the events to forward out (the usage chunk dropped if asked)."""
-        if self.first_output is None and self._output.search(chunk):
+        if self.first_output is None and self._output(chunk):
             self.first_output = time.monotonic()
-        mark = chunk.find(_MARK)
-        while mark >= 0:  # usually once, in the last event but one: only that event is parsed
+        mark = chunk.rfind(_MARK)
+        while mark >= 0:  # from the end: the last event reporting usage is the one that counts
             before = chunk.rfind(_EVENT_END, 0, mark)
             start = 0 if before < 0 else before + 2
             end = chunk.find(_EVENT_END, mark)
             end = len(chunk) if end < 0 else end + 2
-            if self._read(chunk[start:end]) and self._strip:
-                chunk = chunk[:start] + chunk[end:]
-                mark = chunk.find(_MARK, start)
-            else:
-                mark = chunk.find(_MARK, end)
+            usage_only = self._read(chunk[start:end])
+            if usage_only is not None:
+                return chunk[:start] + chunk[end:] if usage_only and self._strip else chunk
+            mark = chunk.rfind(_MARK, 0, start)
         return chunk
 
-    def _read(self, event: bytes) -> bool:
-        """Take the usage from one event; True if it was the chat usage-only chunk."""
+    def _read(self, event: bytes) -> bool | None:
+        """Take the usage from one event: None if it reports none, else whether it was the
+        chat usage-only chunk."""
         data = _data_of(event)
         if not isinstance(data, dict):
-            return False
+            return None
         if self._in_response:
             response = data.get("response")
-            if isinstance(response, dict):
-                self.usage = usage_of(response.get("usage")) or self.usage
+            usage = usage_of(response.get("usage")) if isinstance(response, dict) else None
+            if usage is None:
+                return None
+            self.usage = usage
             return False
         usage = usage_of(data.get("usage"))
         if usage is None:
-            return False
+            return None
         self.usage = usage
         return data.get("choices") == []
 
@@ -78,8 +81,12 @@ class StreamTap:
 
 
 def _data_of(event: bytes) -> Any:
-    lines = [line[5:].lstrip() for line in event.splitlines() if line.startswith(b"data:")]
+    if event.startswith(b"data:") and event.count(b"\n") <= 2:  # one line: JSON may end in \n
+        data = event[5:]
+    else:
+        lines = [line[5:] for line in event.splitlines() if line.startswith(b"data:")]
+        data = b"\n".join(lines)
     try:
-        return orjson.loads(b"\n".join(lines))
+        return orjson.loads(data)
     except orjson.JSONDecodeError:
         return None

@@ -20,6 +20,7 @@ from router.upstream.http.errors import (
     HttpClientError,
 )
 from router.upstream.http.response import Response
+from router.upstream.http.timer import LazyTimer
 from router.upstream.http.tls import ResumingContext
 from router.upstream.http.wire import ResponseReader
 
@@ -51,6 +52,7 @@ class Connection(asyncio.BufferedProtocol):
         "received",
         "response",
         "reused",
+        "timer",
         "transport",
     )
 
@@ -67,12 +69,16 @@ class Connection(asyncio.BufferedProtocol):
         self._paused = False
         self._tls: tuple[ResumingContext, str] | None = None  # where to keep the TLS session
         self._tunnel: tuple[bytearray, asyncio.Future[bytes]] | None = None
+        # The limits of the exchange in progress (Response.attach): one loop timer for the
+        # connection's life, moved and cleared by each exchange at the cost of a float.
+        self.timer: LazyTimer | None = None  # from connection_made
 
     # asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, only alike.
         self.transport = cast(asyncio.Transport, transport)
+        self.timer = LazyTimer(asyncio.get_running_loop(), self._expire)
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self._buffer
@@ -98,6 +104,8 @@ class Connection(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if self.timer is not None:
+            self.timer.close()  # and with it the timer's reference back to this connection
         if self._tunnel is not None and not self._tunnel[1].done():
             self._tunnel[1].set_exception(ConnectError("the proxy closed the connection"))
         response = self.response
@@ -112,15 +120,20 @@ class Connection(asyncio.BufferedProtocol):
             message = "the upstream closed the connection before answering"
             response.fail(DisconnectedError(message, received=self.received))
 
+    def _expire(self) -> None:
+        if self.response is not None:
+            self.response.expire()
+
     # The exchange.
 
     def send(self, response: Response, data: bytes) -> None:
         """Write a request; ``response`` receives what comes back."""
         assert self.transport is not None
+        assert self.timer is not None
         self.response = response
         self.received = False
         self.reader.start(response)
-        response.attach(self)
+        response.attach(self, self.timer)
         self.transport.write(data)
 
     def finished(self, keep_alive: bool) -> None:

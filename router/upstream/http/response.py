@@ -7,7 +7,8 @@ buffer is bounded: past ``HIGH_WATER`` bytes the connection stops reading from t
 a slow client slows the upstream through TCP instead of growing the router's memory; reading
 resumes under ``LOW_WATER`` (asyncio's own flow-control pair, and aiohttp's 64 KiB limit).
 
-Limits, all on one :class:`~router.upstream.http.timer.LazyTimer`: the first byte of the head
+Limits, all on the connection's :class:`~router.upstream.http.timer.LazyTimer` while the
+response holds it (from the request's write to the body's end): the first byte of the head
 (``first_byte``), the longest silence while the reader waits for body bytes (``first_byte`` for
 a body read whole, as aiohttp's ``sock_read`` did; ``idle`` between a stream's chunks), and
 ``total``. Time the reader spends elsewhere (writing to a slow client) is never silence.
@@ -67,7 +68,7 @@ class Response:
         self._loop = loop
         self._limits = limits
         self._total_at = started + limits.total if limits.total is not None else math.inf
-        self._timer = LazyTimer(loop, self._expire)
+        self._timer: LazyTimer | None = None  # the connection's, once attached
         self._conn: Connection | None = None
         self._chunks: deque[bytes] = deque()
         self._size = 0
@@ -82,13 +83,15 @@ class Response:
 
     # The client's side.
 
-    def attach(self, conn: Connection) -> None:
-        """The request was written on ``conn``: wait for the head."""
+    def attach(self, conn: Connection, timer: LazyTimer) -> None:
+        """The request was written on ``conn``: wait for the head, with ``timer`` (the
+        connection's) for the limits."""
         self._conn = conn
         self._stamp = now = self._loop.time()
+        self._timer = timer
         # The idle gap (<= first_byte) first: a stream's silence must be caught that early,
         # and before the head the expiry postpones itself to the first-byte deadline.
-        self._timer.set(min(now + min(self._limits.idle, self._limits.first_byte), self._total_at))
+        timer.set(min(now + min(self._limits.idle, self._limits.first_byte), self._total_at))
 
     async def head(self) -> None:
         """Wait for the status and headers."""
@@ -115,7 +118,7 @@ class Response:
 
     def on_end(self, keep_alive: bool) -> None:
         self._ended = True
-        self._timer.close()  # nothing sets it after the end
+        self._release_timer()  # nothing sets it after the end
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.finished(keep_alive)
@@ -188,37 +191,50 @@ class Response:
         self._size = 0
 
     def _drop_connection(self) -> None:
-        self._timer.close()  # nothing sets it after a failure or a close
+        self._release_timer()  # nothing sets it after a failure or a close
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.abandon()
 
-    async def _wait(self) -> None:
+    def _wait(self) -> asyncio.Future[None]:
+        """What the reader awaits until the parser has news (a future, not a coroutine: no
+        frame of its own on every resumption of the request)."""
         waiter = self._waiter = self._loop.create_future()
-        try:
-            await waiter
-        finally:
-            self._waiter = None
+        return waiter
 
     def _wake(self) -> None:
         waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():  # else the reader was cancelled
+                waiter.set_result(None)
 
-    def _expire(self) -> None:
+    def _release_timer(self) -> None:
+        """Give the connection's timer back, with no deadline (the next request sets its own)."""
+        timer = self._timer
+        if timer is not None:
+            self._timer = None
+            timer.clear()
+
+    def expire(self) -> None:
+        """The connection's timer fired while this response held it: fail it if a limit has
+        passed, else set the timer for the next deadline."""
+        timer = self._timer
+        if timer is None:
+            return
         now = self._loop.time()
         if now >= self._total_at:
             self.fail(ReadTimeout("the upstream took longer than the total limit"))
         elif not self.status:
             first_byte_at = self._stamp + self._limits.first_byte
             if now < first_byte_at:
-                self._timer.set(min(first_byte_at, self._total_at))
+                timer.set(min(first_byte_at, self._total_at))
             else:
                 self.fail(ReadTimeout("no response from the upstream in time"))
         elif self._waiter is None:  # the reader is busy elsewhere: not the upstream's silence
-            self._timer.set(min(now + self._gap, self._total_at))
+            timer.set(min(now + self._gap, self._total_at))
         elif now < self._stamp + self._gap:
-            self._timer.set(min(self._stamp + self._gap, self._total_at))
+            timer.set(min(self._stamp + self._gap, self._total_at))
         else:
             self.fail(ReadTimeout("the upstream stopped sending"))
 

@@ -39,6 +39,12 @@ class LazyTimer:
         if deadline < self._armed_at:
             self._arm(deadline)
 
+    def clear(self) -> None:
+        """No deadline for now, lazily: an armed handle stays, fires and finds nothing due. So
+        a timer that each request of a keep-alive connection sets and clears again costs a
+        float per request, not a heap push and removal (:class:`~.connection.Connection`)."""
+        self.deadline = math.inf
+
     def cancel(self) -> None:
         self.deadline = math.inf
         if self._handle is not None:
