@@ -110,7 +110,7 @@ def main() -> int:
     parser.add_argument(
         "--keep", type=Path, metavar="DIR", help="keep callgrind's files here (callgrind_annotate)"
     )
-    variants = ("", "quota", "quota-untracked", "affinity")
+    variants = ("", "quota", "quota-untracked", "affinity", "nometrics", "noaccess", "bare")
     parser.add_argument("--variant", choices=variants, default="", help="this router's variant")
     parser.add_argument(
         "--against",

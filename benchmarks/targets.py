@@ -30,7 +30,7 @@ AUTH_HEADER = f"Bearer {CLIENT_KEY}"
 READY_TIMEOUT = 30.0
 
 _ROUTER_CONFIG = """\
-server: {{host: 127.0.0.1, port: {port}, workers: 1, access_log: true, drain_seconds: 1}}
+server: {{host: 127.0.0.1, port: {port}, workers: 1, access_log: {access}, drain_seconds: 1}}
 metrics: {{enabled: {metrics}}}
 keys: [{{name: bench, key: {key}, models: ["*"]{limits}}}]
 {redis}
@@ -222,7 +222,8 @@ def start_router(
             upstream=tls.port if tls else upstream.port,
             tls=_backend_tls(tls),
             limits=_LIMITS if variant == "limits" else "",
-            metrics="false" if variant == "nometrics" else "true",
+            metrics="false" if variant in ("nometrics", "bare") else "true",
+            access="false" if variant in ("noaccess", "bare") else "true",
             redis=f"redis: {{url: {redis_url!r}}}" if redis_url else "",
             queue="queue: {max_wait: 10, max_depth: 100000}" if variant == "queue" else "",
             quota="/quota" if variant.startswith("quota") else "",

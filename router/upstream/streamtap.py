@@ -27,6 +27,7 @@ from router.usage import Usage, usage_of
 
 _MARK = b'"usage":{'
 _EVENT_END = b"\n\n"
+_CRLF_END = b"\r\n\r\n"
 
 
 class StreamTap:
@@ -46,11 +47,13 @@ class StreamTap:
         if self.first_output is None and self._output(chunk):
             self.first_output = time.monotonic()
         mark = chunk.rfind(_MARK)
+        # Events end as the chunk does (the relay hands over whole events): LF or CRLF lines.
+        sep = _CRLF_END if chunk.endswith(_CRLF_END) else _EVENT_END
         while mark >= 0:  # from the end: the last event reporting usage is the one that counts
-            before = chunk.rfind(_EVENT_END, 0, mark)
-            start = 0 if before < 0 else before + 2
-            end = chunk.find(_EVENT_END, mark)
-            end = len(chunk) if end < 0 else end + 2
+            before = chunk.rfind(sep, 0, mark)
+            start = 0 if before < 0 else before + len(sep)
+            end = chunk.find(sep, mark)
+            end = len(chunk) if end < 0 else end + len(sep)
             usage_only = self._read(chunk[start:end])
             if usage_only is not None:
                 return chunk[:start] + chunk[end:] if usage_only and self._strip else chunk

@@ -317,6 +317,33 @@ async def test_first_byte_and_stream_idle_timeouts() -> None:
 
 
 @on_uvloop
+async def test_each_exchange_on_a_kept_alive_connection_gets_its_own_limits() -> None:
+    # The connection's one timer serves every exchange on it: the deadline an ended exchange
+    # leaves armed (its idle gap) must neither fail the next one early nor let it wait forever.
+    async def script(peer: Peer) -> None:
+        await peer.request()
+        await peer.send(OK)  # at once
+        await peer.request()
+        await asyncio.sleep(0.9)  # past the first exchange's idle gap, within first_byte
+        await peer.send(OK)
+        await peer.request()  # never answered
+        await peer.closed_by_client()
+
+    limits = Limits(connect=5, first_byte=2.0, idle=0.4, total=30)
+    async with ScriptedServer(script) as server:
+        client = make_client(server.url(), limits=limits)
+        assert await post(client, server.url()) == (200, b"{}")
+        assert await post(client, server.url()) == (200, b"{}")
+        loop = asyncio.get_running_loop()
+        asked = loop.time()
+        with pytest.raises(ReadTimeout):
+            await post(client, server.url())
+        assert loop.time() - asked >= 2.0  # its own first-byte limit, not an older deadline
+        await client.close()
+    assert server.connections == 1
+
+
+@on_uvloop
 async def test_a_reader_busy_elsewhere_is_not_upstream_silence() -> None:
     gate = asyncio.Event()
 

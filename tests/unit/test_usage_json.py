@@ -1,4 +1,5 @@
-"""``usage_from_json`` reads only the answer's ``usage`` object, and agrees with a full parse."""
+"""``usage_from_json`` agrees with a full parse, whether it parses the answer whole (a small
+one) or only its ``usage`` object (a large one)."""
 
 from __future__ import annotations
 
@@ -28,8 +29,12 @@ def full_parse(body: bytes) -> Usage | None:
     return usage_of(answer.get("usage")) if isinstance(answer, dict) else None
 
 
-@given(content=TEXT, usage=st.one_of(st.none(), USAGE), tail=st.booleans())
-def test_agrees_with_a_full_parse(content: str, usage: dict[str, Any] | None, tail: bool) -> None:
+@given(content=TEXT, usage=st.one_of(st.none(), USAGE), tail=st.booleans(), large=st.booleans())
+def test_agrees_with_a_full_parse(
+    content: str, usage: dict[str, Any] | None, tail: bool, large: bool
+) -> None:
+    if large:  # past the size parsed whole: only the usage object is found and parsed
+        content += "x" * 17_000
     answer: dict[str, Any] = {
         "id": "chatcmpl-1",
         "object": "chat.completion",
