@@ -201,8 +201,9 @@ def start_router(
 ) -> Target:
     """The router, key auth, metrics and the access log on (to its log file); ``variant``
     "limits" gives the key limits (in-process buckets, or Redis's when ``redis_url`` is set),
-    "nometrics" turns metrics off, "queue" gives every pool a wait queue (never contended: the
-    load's 64 connections stay below a backend's 256 slots), "quota" has nginx send an
+    "nometrics" turns metrics off, "noaccess" the access log, "bare" both (what those cost,
+    in ``benchmarks.instructions``), "queue" gives every pool a wait queue (never contended:
+    the load's 64 connections stay below a backend's 256 slots), "quota" has nginx send an
     account's x-ratelimit-* headers (under /quota/) that the pool then tracks, "quota-untracked"
     the same headers ignored (``quota_headers: false``: their bookkeeping's baseline),
     "affinity" puts ``affinity: prompt`` on both pools; ``tls``
