@@ -21,6 +21,7 @@ from typing import Literal
 Endpoint = Literal["chat", "embeddings", "responses", "realtime"]
 
 _QUOTE = ord('"')
+_SPACED_VALUE = re.compile(rb'\s+"[^"]')  # after a key's colon: spaces, a non-empty string
 
 OutputTest = Callable[[bytes], bool]
 """Whether whole SSE events carry model output (the first token's time)."""
@@ -34,8 +35,8 @@ class KeyedOutput:
     """Output is a non-empty string under one of ``keys`` (chat: ``"content": "The"``).
 
     A substring search per key and a look at the bytes after each hit, not a regex over the
-    events: ``re`` tries its alternation at every quote of a chunk, ~1 ns a byte plus ~0.3 us
-    a call, where ``bytes.find`` runs at memory speed (a 3 KB chunk: 3.0 us against 0.9 us)."""
+    events: ``re`` tries its alternation at every quote of a chunk, where ``bytes.find`` skips
+    ahead (the benchmark's 3 KB chunk: 3.0 us against 1.4 us)."""
 
     __slots__ = ("_keys",)
 
@@ -48,9 +49,10 @@ class KeyedOutput:
             while at >= 0:
                 at += len(key)
                 value = events[at : at + 2]
-                if value[:1] != b'"':  # spaces after the colon (compact JSON has none)
-                    value = events[at : at + 64].lstrip()[:2]
-                if len(value) == 2 and value[0] == _QUOTE and value[1] != _QUOTE:
+                if value[:1] == b'"':
+                    if len(value) == 2 and value[1] != _QUOTE:
+                        return True
+                elif _SPACED_VALUE.match(events, at):  # compact JSON has no spaces there
                     return True
                 at = events.find(key, at)
         return False

@@ -26,6 +26,7 @@ PIECES = st.sampled_from(
         b'""',
         b'"',
         b" ",
+        b" " * 70,
         b"\n",
         b"\t",
         b"null",
