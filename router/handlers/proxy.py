@@ -75,11 +75,12 @@ async def proxy(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
     metrics = config.metrics
     metered = metrics.enabled
     ask_usage = stream and metered and metrics.stream_usage
-    if not principal.limits.empty or plans_quota(chain):
+    unlimited = principal.limits.empty
+    if not unlimited or plans_quota(chain):
         # Key limits, or accounts whose quotas the pick plans with: the token estimate is needed.
         ctx.tokens = estimate_tokens(payload, body, endpoint, config.estimate)
     declared = chain[0].declares
-    if principal.limits.empty and not declared:
+    if unlimited and not declared:
         payload, body, strip = _asking_usage(endpoint, payload, body, ask_usage)
         return await _forward(
             request,

@@ -29,6 +29,7 @@ class Reply:
         "first_byte",
         "response",
         "started",
+        "status",
         "streaming",
     )
 
@@ -43,6 +44,7 @@ class Reply:
         self.response = response
         self.started = started
         self.first_byte = first_byte
+        self.status = response.status  # the head has arrived: it is what it will stay
         # A prefix test: no parsing of the header's parameters.
         content_type = response.headers.get("content-type", "")
         self.streaming = content_type.startswith("text/event-stream")
@@ -50,13 +52,13 @@ class Reply:
         self.done: float | None = None  # when a non-streamed body was read whole
         self._closed = False
 
-    @property
-    def status(self) -> int:
-        return self.response.status
-
     def client_headers(self, request_id: str) -> dict[str, str]:
         upstream = self.response.headers
-        headers = {name: value for name in _RELAYED_HEADERS if (value := upstream.get(name))}
+        headers: dict[str, str] = {}
+        for name in _RELAYED_HEADERS:  # a loop, not a comprehension: no function call
+            value = upstream.get(name)
+            if value:
+                headers[name] = value
         headers.setdefault("x-request-id", request_id)
         headers["x-switchyard-backend"] = self.backend.name
         return headers

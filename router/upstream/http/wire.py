@@ -30,7 +30,9 @@ def encode_request(
     Keep-alive is HTTP/1.1's default, so no Connection header. ``Accept-Encoding: identity``
     unless ``headers`` name one: the router reads usage out of bodies and hands them on as
     they are, so it asks for them uncompressed."""
-    lines = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
+    lines = ""
+    for name, value in headers.items():  # a loop, not a comprehension: no function call
+        lines += f"{name}: {value}\r\n"
     # Each header adds exactly one CR and one LF: any other is an injected line.
     if lines.count("\n") != len(headers) or lines.count("\r") != len(headers):
         raise ValueError("a header name or value holds a line break")
