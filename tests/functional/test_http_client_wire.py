@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gc
 import ssl
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -23,6 +24,7 @@ from router.upstream.http import (
     Response,
     client_context,
 )
+from router.upstream.http.connection import Connection
 from router.upstream.http.response import HIGH_WATER
 from tests.http_script import Peer, ScriptedProxy, ScriptedServer, on_uvloop
 
@@ -610,3 +612,22 @@ async def test_close_closes_idle_connections_now_and_busy_ones_when_they_finish(
         await wait_until(lambda: closed == [1, 0], "the busy one closed once done")
         with pytest.raises(ConnectError):
             await post(client, server.url())
+
+
+@on_uvloop
+async def test_a_closed_connection_is_freed_without_the_cyclic_collector() -> None:
+    # A connection holds its timer, whose expiry is the connection's bound method: a cycle,
+    # broken when the connection is lost, so its memory comes back by reference counting.
+    async with ScriptedServer(answer_each(OK)) as server:
+        client = make_client(server.url())
+        assert await post(client, server.url()) == (200, b"{}")
+        gc.collect()
+        gc.disable()
+        try:
+            await client.close()
+            await wait_until(
+                lambda: not [obj for obj in gc.get_objects() if type(obj) is Connection],
+                "the closed connection freed",
+            )
+        finally:
+            gc.enable()
