@@ -71,34 +71,55 @@ def usage_of(usage: object) -> Usage | None:
 
 
 _USAGE_KEY = b'"usage":'
-# Below this size an answer is parsed whole: orjson reads 700 bytes in ~2 us, less than finding
-# and parsing the usage object alone costs; above it, the whole would cost more (embeddings).
+# Below this size an answer whose usage object is not in OpenAI's compact shape is parsed whole
+# (orjson reads 700 bytes in ~2 us, less than finding braces with Python calls); above it only
+# the object is, as its braces are found (embeddings answers are tens of kilobytes of floats).
 _PARSED_WHOLE = 16 * 1024
 
 
 def usage_from_json(body: bytes | None) -> Usage | None:
     """The usage of a non-streamed answer, or None if it reports none.
 
-    OpenAI's answers (chat, embeddings, responses) put ``usage`` after the output, so in a
-    large answer only that object is parsed, not the whole answer (an embeddings answer is
-    tens of kilobytes of floats). The key found is the last ``"usage":`` outside any string:
-    inside a JSON string every quote is escaped, so the model's own words cannot forge it.
-    Anything unexpected (no balanced object there, not valid JSON) falls back to parsing the
-    whole answer."""
+    OpenAI's answers (chat, embeddings, responses) put ``usage`` after the output, so only that
+    object is parsed where it can be found cheaply, not the whole answer. The key found is the
+    last ``"usage":`` outside any string: inside a JSON string every quote is escaped, so the
+    model's own words cannot forge it. Anything unexpected (no object there, not valid JSON)
+    falls back to parsing the whole answer."""
     if not body:
         return None
     at = body.rfind(_USAGE_KEY)
     if at < 0:
         return None  # no usage key anywhere in the answer
-    if len(body) > _PARSED_WHOLE:
-        usage = _object_at(body, at + len(_USAGE_KEY))
-        if usage is not None:
-            return usage_of(usage)
+    start = at + len(_USAGE_KEY)
+    usage = _compact_object_at(body, start)
+    if usage is None and len(body) > _PARSED_WHOLE:
+        usage = _object_at(body, start)
+    if usage is not None:
+        return usage_of(usage)
     try:
         answer = orjson.loads(body)
     except orjson.JSONDecodeError:
         return None
     return usage_of(answer.get("usage")) if isinstance(answer, dict) else None
+
+
+def _compact_object_at(body: bytes, start: int) -> dict[str, Any] | None:
+    """The object at ``start`` in OpenAI's compact shape: it ends at the first ``}}`` after it,
+    with both braces (its last member an object: ``completion_tokens_details``) or the first
+    (the answer's own brace follows). A strict parse that starts at an object's brace succeeds
+    only on exactly that object, so a slice that parses is the object; else None."""
+    if body[start : start + 1] != b"{":
+        return None
+    close = body.find(b"}}", start)
+    if close < 0:
+        return None
+    for end in (close + 2, close + 1):
+        try:
+            value = orjson.loads(body[start:end])
+        except orjson.JSONDecodeError:
+            continue
+        return value if isinstance(value, dict) else None
+    return None
 
 
 def _object_at(body: bytes, start: int) -> dict[str, Any] | None:

@@ -61,3 +61,15 @@ def test_no_usage_and_broken_bodies() -> None:
     assert usage_from_json(b"not json") is None
     assert usage_from_json(b"") is None
     assert usage_from_json(None) is None
+
+
+def test_usage_objects_outside_the_compact_shape_agree_with_a_full_parse() -> None:
+    bodies = [
+        b'{"id":"x","usage":{"prompt_tokens":1,"total_tokens":2}}',  # usage last: "}}" ends both
+        b'{"usage":{"total_tokens":3,"x":{"y":{"z":1}}},"id":"x"}',  # nested deeper
+        b'{"usage":{"note":"}}","prompt_tokens":1,"total_tokens":2},"id":"x"}',  # "}}" in a string
+        b'{"usage": {"prompt_tokens": 4, "total_tokens": 4}, "id": "x"}',  # spaced
+    ]
+    for body in bodies:
+        assert usage_from_json(body) == full_parse(body), body
+        assert usage_from_json(body) is not None
