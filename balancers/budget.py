@@ -38,19 +38,21 @@ class _WindowedCounter:
         self._total = 0
 
     def add(self, amount: int, now: float) -> None:
-        self._expire(now)
+        epoch = math.floor(now / self._width)
+        if epoch > self._epoch:  # else the same bucket, or a clock that stepped back: keep it
+            self._expire(epoch)
         self._buckets[self._epoch % _SLICES] += amount
         self._total += amount
 
     def total(self, now: float) -> int:
-        self._expire(now)
+        epoch = math.floor(now / self._width)
+        if epoch > self._epoch:
+            self._expire(epoch)
         return self._total
 
-    def _expire(self, now: float) -> None:
-        epoch = math.floor(now / self._width)
+    def _expire(self, epoch: int) -> None:
+        """Move on to ``epoch``'s bucket, clearing the buckets passed on the way."""
         steps = epoch - self._epoch
-        if steps <= 0:  # same bucket, or a clock that stepped back: keep counting here
-            return
         if steps >= _SLICES:
             self._buckets = [0] * _SLICES
             self._total = 0

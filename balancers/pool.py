@@ -74,15 +74,17 @@ class Pool:
         pick sees it before the answer does.
         """
         now = self.clock()
-        # ready() and saturated(), inlined: this runs once per request for every backend.
-        candidates = [
-            b
-            for b in self.backends
-            if (b.health is HEALTHY or now >= b.cooldown_until)
-            and b.inflight < b.max_inflight
-            and b not in exclude
-            and (b.quota is None or b.quota.has_room(now, tokens))
-        ]
+        # ready() and saturated(), inlined, and a loop rather than a comprehension (a function
+        # call): this runs once per request for every backend.
+        candidates = []
+        for b in self.backends:
+            if (
+                (b.health is HEALTHY or now >= b.cooldown_until)
+                and b.inflight < b.max_inflight
+                and b not in exclude
+                and (b.quota is None or b.quota.has_room(now, tokens))
+            ):
+                candidates.append(b)
         if not candidates:
             candidates = [
                 b

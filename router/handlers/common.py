@@ -56,7 +56,7 @@ async def principal_for(auth: Authenticator, token: str | None) -> Principal:
     """The principal of a key however it was presented, or 401 (503 if keys cannot be read)."""
     if token is None:
         raise Unauthorized(_NO_KEY)
-    if not is_text(token):  # bytes that are not UTF-8 are no key of ours: no store sees them
+    if not (token.isascii() or is_text(token)):  # not UTF-8: no key of ours, no store sees it
         raise Unauthorized(_BAD_KEY)
     try:
         principal = await auth.principal(token)

@@ -16,24 +16,31 @@ from router.limits import Admission, Limits
 from router.outcomes import AttemptFailure, ShedReason, StoreFailure
 
 
+class GaugeOff:
+    """A gauge that keeps nothing."""
+
+    __slots__ = ()
+
+    def inc(self, amount: float = 1) -> None:
+        pass
+
+    def dec(self, amount: float = 1) -> None:
+        pass
+
+    def set(self, value: float) -> None:
+        pass
+
+
+_GAUGE_OFF = GaugeOff()
+
+
 class BackendMetricsOff:
     """A backend's recorder that records nothing."""
 
     __slots__ = ()
+    inflight = open_streams = _GAUGE_OFF
 
     def transition(self, old: Health, new: Health) -> None:
-        pass
-
-    def began(self) -> None:
-        pass
-
-    def ended(self) -> None:
-        pass
-
-    def stream_opened(self) -> None:
-        pass
-
-    def stream_closed(self) -> None:
         pass
 
     def session_opened(self) -> None:

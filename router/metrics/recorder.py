@@ -88,18 +88,6 @@ class BackendMetrics:
         self._health[new].set(1)
         self._transitions[new].inc()
 
-    def began(self) -> None:
-        self.inflight.inc()
-
-    def ended(self) -> None:
-        self.inflight.dec()
-
-    def stream_opened(self) -> None:
-        self.open_streams.inc()
-
-    def stream_closed(self) -> None:
-        self.open_streams.dec()
-
     def session_opened(self) -> None:
         self.realtime.open.inc()
 

@@ -167,7 +167,7 @@ class Backend:
     def begin(self) -> None:
         """A request to this backend starts: count it in flight."""
         self.state.begin()
-        self.metrics.began()
+        self.metrics.inflight.inc()
         if self.state.quota is not None:  # the pick just charged it: the predicted gauges
             self.metrics.quota(self.state.quota, time.monotonic())
 
@@ -198,7 +198,7 @@ class Backend:
     def end(self) -> None:
         """That request is over (answered, failed or abandoned); its slot goes to a waiter."""
         self.state.end()
-        self.metrics.ended()
+        self.metrics.inflight.dec()
         if self.gates:
             self._wake()
 
@@ -220,13 +220,6 @@ class Backend:
             self.gates = (*gates[1:], gates[0])
         for gate in gates:
             gate.wake()
-
-    def stream_opened(self) -> None:
-        """A stream from this backend is being relayed to a client."""
-        self.metrics.stream_opened()
-
-    def stream_closed(self) -> None:
-        self.metrics.stream_closed()
 
     def session_opened(self) -> None:
         """A realtime session with this backend is being relayed."""

@@ -191,7 +191,8 @@ class HttpAttempt:
         self.headers = headers
 
     def __call__(self, backend: Backend, route: Route) -> Coroutine[None, None, Reply]:
-        body = _body_for(backend, self.payload, self.body)
+        # The client's bytes as sent, unless the backend knows the model by another name.
+        body = _renamed(backend, self.payload) if backend.renames else self.body
         return _attempt(backend, route.endpoint, body, self.headers)
 
 
@@ -239,10 +240,8 @@ def _pick(route: Route, tried: set[BackendState], ctx: RequestContext) -> Backen
     return route.backends[state.name]
 
 
-def _body_for(backend: Backend, payload: dict[str, object], body: bytes) -> bytes:
-    """The client's bytes as sent, unless the backend knows the model by another name."""
-    if not backend.renames:
-        return body
+def _renamed(backend: Backend, payload: dict[str, object]) -> bytes:
+    """The request with the model named as ``backend`` knows it."""
     return orjson.dumps({**payload, "model": backend.model})
 
 

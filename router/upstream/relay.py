@@ -46,15 +46,15 @@ async def relay(
         return web.Response(status=reply.status, body=_client_body(reply), headers=out_headers)
     ctx.stream = True
     ctx.status = reply.status
-    backend = reply.backend
-    backend.stream_opened()
+    streams = reply.backend.metrics.open_streams
+    streams.inc()
     try:
         return await _stream(request, reply, ctx, endpoint, out_headers, tap)
     finally:
         ctx.upstream_done = time.monotonic()
         if tap is not None:
             ctx.first_token = tap.first_output
-        backend.stream_closed()
+        streams.dec()
 
 
 def _client_body(reply: Reply) -> bytes | None:
