@@ -87,7 +87,6 @@ def edge(handler: Handler, endpoint: str = "", record: Recorder | None = None) -
                 await response.write_eof()
         except asyncio.CancelledError:
             _left(ctx)
-            _done(ctx, request, record)
             raise
         except ConnectionResetError:
             _left(ctx)
@@ -96,7 +95,10 @@ def edge(handler: Handler, endpoint: str = "", record: Recorder | None = None) -
                 ctx.status = 499
             else:
                 ctx.status = response.status
-        _done(ctx, request, record)
+        finally:  # exactly once, however it ended
+            log_access(ctx, request.method, request.path)
+            if record is not None:
+                record(ctx)
         # aiohttp needs something to finish, even for a client that is gone before any answer.
         return response if response is not None else web.Response(status=499)
 
@@ -107,12 +109,6 @@ def _left(ctx: RequestContext) -> None:
     """The client went away before its answer was delivered: nginx's 499."""
     if not ctx.delivered:  # else the client left after the stream's end: completed
         ctx.status, ctx.outcome = 499, "client_disconnect"
-
-
-def _done(ctx: RequestContext, request: web.Request, record: Recorder | None) -> None:
-    log_access(ctx, request.method, request.path)
-    if record is not None:
-        record(ctx)
 
 
 async def _fallback(request: web.Request) -> web.StreamResponse:
