@@ -40,14 +40,11 @@ class Usage(NamedTuple):
     cached: int = 0
 
 
-def _count(usage: dict[str, Any], name: str, other: str = "") -> int:
-    """The first of ``usage[name]``, ``usage[other]`` that is a count (an int >= 0), or 0."""
-    value = usage.get(name)
-    if type(value) is int and value >= 0:  # type, not isinstance: JSON's true is no count
-        return value
-    if other:
-        value = usage.get(other)
-        if type(value) is int and value >= 0:
+def _count(usage: dict[str, Any], *names: str) -> int:
+    """The first of ``usage[name]`` for ``names`` that is a count (an int >= 0), or 0."""
+    for name in names:
+        value = usage.get(name)
+        if type(value) is int and value >= 0:  # type, not isinstance: JSON's true is no count
             return value
     return 0
 
