@@ -121,6 +121,16 @@ class BackendState:
             self._estimate = self._estimate * w + latency * (1.0 - w)
         self._stamp = now
 
+    def answered(self, now: float, latency: float | None = None) -> None:
+        """Report an answer: :meth:`observe` ``latency`` (time to first byte, when it measures
+        the backend), then :meth:`on_success` inlined (its common case, once per request)."""
+        if latency is not None:
+            self.observe(latency, now)
+        if self.health is Health.HEALTHY:
+            self.consecutive_failures = 0
+            return
+        self._fire(Event.SUCCESS, now)
+
     def latency(self, now: float) -> float:
         """The latency estimate at ``now``, decayed toward zero since the last sample."""
         elapsed = max(0.0, now - self._stamp)

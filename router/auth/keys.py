@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from fnmatch import fnmatchcase
 
 from balancers.fairqueue import DEFAULT_PRIORITY, Priority
+from router.auth.keyformat import parse_key
 from router.config import KeyConfig
 from router.limits import Limits
 
@@ -29,6 +30,7 @@ class Principal:
         "name",
         "patterns",
         "priority",
+        "unlimited",
         "unrestricted",
     )
 
@@ -43,6 +45,7 @@ class Principal:
         self.key_id = key_id
         self.name = name
         self.limits = limits or NO_LIMITS
+        self.unlimited = self.limits.empty  # read per request: an attribute, not a property
         self.priority = priority  # its class in a pool's wait queue
         self.patterns = tuple(patterns)
         self.unrestricted = "*" in self.patterns
@@ -74,13 +77,20 @@ class KeyRing:
 
     def __init__(self, keys: Iterable[KeyConfig]) -> None:
         self._by_digest: dict[bytes, Principal] = {}
+        # The same principals by the key itself, for the request path: one dict lookup, no
+        # hash (the config holds these keys in memory anyway). Keys in the stored keys' format
+        # are left out: such a token always goes to the key service.
+        self.by_key: dict[str, Principal] = {}
         for key in keys:
-            hashed = digest(key.key.get_secret_value())
+            secret = key.key.get_secret_value()
+            hashed = digest(secret)
             # A loggable id from the key's config name, never from the secret's characters.
             key_id = f"cfg-{key.name}"
             limits = Limits(key.limits.rpm, key.limits.tpm, key.limits.concurrency)
             principal = Principal(key_id, key.name, key.models, limits, key.priority)
             self._by_digest[hashed] = principal
+            if parse_key(secret) is None:
+                self.by_key[secret] = principal
 
     def lookup(self, key: str) -> Principal | None:
         return self._by_digest.get(digest(key))

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from router.appkeys import CONFIG, FORWARDER, LIMITER, METRICS, ROUTES
 from router.cachekey import cache_key
-from router.context import CONTEXT
+from router.context import CONTEXT, RequestContext
 from router.edge import edge
 from router.endpoints import ENDPOINTS, Endpoint
 from router.handlers import homing
@@ -75,7 +75,7 @@ async def proxy(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
     metrics = config.metrics
     metered = metrics.enabled
     ask_usage = stream and metered and metrics.stream_usage
-    unlimited = principal.limits.empty
+    unlimited = principal.unlimited
     if not unlimited or plans_quota(chain):
         # Key limits, or accounts whose quotas the pick plans with: the token estimate is needed.
         ctx.tokens = estimate_tokens(payload, body, endpoint, config.estimate)
@@ -84,6 +84,8 @@ async def proxy(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
         payload, body, strip = _asking_usage(endpoint, payload, body, ask_usage)
         return await _forward(
             request,
+            app,
+            ctx,
             endpoint,
             chain,
             payload,
@@ -103,6 +105,8 @@ async def proxy(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
         payload, body, strip = _asking_usage(endpoint, payload, body, ask_usage)
         return await _forward(
             request,
+            app,
+            ctx,
             endpoint,
             chain,
             payload,
@@ -143,6 +147,8 @@ def _with_usage_bytes(payload: dict[str, Any], body: bytes) -> bytes | None:
 
 async def _forward(
     request: web.Request,
+    app: web.Application,
+    ctx: RequestContext,
     endpoint: Endpoint,
     chain: tuple[Route, ...],
     payload: dict[str, Any],
@@ -159,10 +165,9 @@ async def _forward(
     otherwise) for the metrics and the key's ``charge``; with ``strip``, the relay removes the
     usage chunk the router asked for and the client did not; ``keep`` records the home of a
     stored response before the client sees its id."""
-    ctx = request[CONTEXT]
     headers = forward_headers(request, ctx.request_id)
     attempt = HttpAttempt(payload, body, headers)
-    reply = await request.app[FORWARDER].forward(chain, attempt, ctx)
+    reply = await app[FORWARDER].forward(chain, attempt, ctx)
     try:
         if keep is not None:
             await keep(reply, ctx)

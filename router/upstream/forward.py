@@ -160,9 +160,31 @@ def _try(
     route: Route, tried: set[BackendState], attempt: Attempt[T], ctx: RequestContext
 ) -> Awaitable[T]:
     """Pick an untried backend and start the attempt (no coroutine frame of its own)."""
-    backend = _pick(route, tried, ctx)
+    backend = _pinned(route, tried, ctx) if ctx.pinned is not None else None
+    if backend is None:
+        pool = route.pool
+        key = ctx.affinity
+        if key is None or pool.ring is None:
+            state = pool.pick(tried, tokens=ctx.tokens)
+        else:  # prompt-cache affinity: was it the key's own backend? (the hit-rate metric)
+            state = pool.pick(tried, tokens=ctx.tokens, affinity=key)
+            ctx.affinity_hit = pool.ring.last_hit
+        if state is None:
+            raise PoolExhausted
+        tried.add(state)
+        backend = route.backends[state.name]
     ctx.attempt(route.model, backend.name)
     return attempt(backend, route)
+
+
+def _pinned(route: Route, tried: set[BackendState], ctx: RequestContext) -> Backend | None:
+    """The backend the admission chose (and charged) for the first try, if of this route."""
+    pinned, ctx.pinned = ctx.pinned, None
+    if pinned is None or pinned[0] != route.model:
+        return None
+    backend = route.backends[pinned[1]]
+    tried.add(backend.state)
+    return backend
 
 
 async def _queued(
@@ -219,27 +241,6 @@ class PathAttempt:
         return _attempt(backend, route.endpoint, self.body, self.headers, sent=send)
 
 
-def _pick(route: Route, tried: set[BackendState], ctx: RequestContext) -> Backend:
-    pinned = ctx.pinned
-    if pinned is not None:  # the admission chose (and charged) this account: the first try
-        ctx.pinned = None
-        if pinned[0] == route.model:
-            backend = route.backends[pinned[1]]
-            tried.add(backend.state)
-            return backend
-    pool = route.pool
-    key = ctx.affinity
-    if key is None or pool.ring is None:
-        state = pool.pick(tried, tokens=ctx.tokens)
-    else:  # prompt-cache affinity: was it the key's own backend? (for the hit-rate metric)
-        state = pool.pick(tried, tokens=ctx.tokens, affinity=key)
-        ctx.affinity_hit = pool.ring.last_hit
-    if state is None:
-        raise PoolExhausted
-    tried.add(state)
-    return route.backends[state.name]
-
-
 def _renamed(backend: Backend, payload: dict[str, object]) -> bytes:
     """The request with the model named as ``backend`` knows it."""
     return orjson.dumps({**payload, "model": backend.model})
@@ -262,8 +263,9 @@ async def _attempt(
         response = await (sent or backend.post(endpoint, body, headers))
         first_byte = time.monotonic()
         backend.read_quota(response.headers, first_byte, response.status == 429)
-        if not retryable_status(response.status):
-            reply = _accepted(backend, response, started, first_byte)
+        if not retryable_status(response.status):  # a usable answer: the backend is healthy
+            report.answered(backend.state, first_byte, first_byte - started)
+            reply = Reply(backend, response, started, first_byte)
             if not reply.streaming:  # read it whole while a retry is still possible
                 reply.body = await response.read()
                 reply.done = time.monotonic()
@@ -278,14 +280,6 @@ async def _attempt(
         raise
     _release(backend, response)
     raise refused
-
-
-def _accepted(
-    backend: Backend, response: UpstreamResponse, started: float, first_byte: float
-) -> Reply:
-    """A usable answer (2xx, or a 4xx about the request itself): the backend is healthy."""
-    report.answered(backend.state, first_byte, first_byte - started)
-    return Reply(backend, response, started, first_byte)
 
 
 async def _refused(backend: Backend, response: UpstreamResponse, now: float) -> Retryable:

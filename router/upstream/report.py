@@ -19,9 +19,7 @@ from router.upstream.errors import Retryable, from_exception
 
 def answered(state: BackendState, now: float, latency: float | None = None) -> None:
     """The backend answered; ``latency`` (first byte) feeds the latency estimate if given."""
-    if latency is not None:
-        state.observe(latency, now)
-    state.on_success(now)
+    state.answered(now, latency)
 
 
 def refused(state: BackendState, error: Retryable | RouterError, status: int, now: float) -> None:
