@@ -76,27 +76,25 @@ class KeyRing:
     """The keys the router accepts, indexed by digest."""
 
     def __init__(self, keys: Iterable[KeyConfig]) -> None:
-        self._by_digest: dict[bytes, Principal] = {}
-        # The same principals by the key itself, for the request path: one dict lookup, no
-        # hash (the config holds these keys in memory anyway). Keys in the stored keys' format
-        # are left out: such a token always goes to the key service.
-        self.by_key: dict[str, Principal] = {}
+        # Keys in the stored keys' format are left out: such a token always goes to the key
+        # service, so a digest found here is a config key whatever the token looks like.
+        self.by_digest: dict[bytes, Principal] = {}
         for key in keys:
             secret = key.key.get_secret_value()
+            if parse_key(secret) is not None:
+                continue
             hashed = digest(secret)
             # A loggable id from the key's config name, never from the secret's characters.
             key_id = f"cfg-{key.name}"
             limits = Limits(key.limits.rpm, key.limits.tpm, key.limits.concurrency)
             principal = Principal(key_id, key.name, key.models, limits, key.priority)
-            self._by_digest[hashed] = principal
-            if parse_key(secret) is None:
-                self.by_key[secret] = principal
+            self.by_digest[hashed] = principal
 
     def lookup(self, key: str) -> Principal | None:
-        return self._by_digest.get(digest(key))
+        return self.by_digest.get(digest(key))
 
     def __len__(self) -> int:
-        return len(self._by_digest)
+        return len(self.by_digest)
 
     def __repr__(self) -> str:
         return f"<KeyRing {len(self)} keys>"

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from router.appkeys import AUTH, CONFIG
 from router.auth import Principal, bearer_token
+from router.auth.keys import digest
 from router.auth.keystore import store_errors
 from router.auth.principals import Authenticator
 from router.errors import (
@@ -42,12 +43,12 @@ async def authenticate(request: web.Request, app: web.Application | None = None)
     """The caller's principal, or 401. The message never repeats the presented key.
 
     ``app`` is the request's application where the caller holds it already (``request.app``
-    walks the match info). A key of the config is one dict lookup; any other goes through
-    :func:`principal_for`.
+    walks the match info). A key of the config is found by its digest here; any other goes
+    through :func:`principal_for`.
     """
     auth = (app or request.app)[AUTH]
     token = bearer_token(request.headers.get("Authorization"))
-    principal = auth.ring.by_key.get(token) if token is not None else None
+    principal = auth.ring.by_digest.get(digest(token)) if token is not None else None
     return principal if principal is not None else await principal_for(auth, token)
 
 

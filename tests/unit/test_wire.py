@@ -6,6 +6,8 @@ import orjson
 import pytest
 
 from router.auth import KeyRing, Principal, bearer_token
+from router.auth.keyformat import parse_key
+from router.auth.keys import digest
 from router.config import KeyConfig
 from router.upstream.errors import parse_retry_after, retryable_status
 from router.upstream.relay import _split_at_event_end, error_event
@@ -89,4 +91,22 @@ def test_keyring_holds_digests_only() -> None:
     assert principal.key_id == "cfg-demo"
     assert ring.lookup("sk-secret-value-2") is None
     assert "sk-secret-value-1" not in repr(ring) + repr(principal)
-    assert all(isinstance(k, bytes) and len(k) == 32 for k in ring._by_digest)
+    assert all(isinstance(k, bytes) and len(k) == 32 for k in ring.by_digest)
+
+
+def test_a_config_key_in_the_stored_format_is_left_to_the_key_service() -> None:
+    # The request path looks config keys up by digest before anything else: a key shaped like
+    # a stored key must not be found there (the key service alone answers for that shape).
+    stored_shape = "sk-sy-" + "a" * 12 + "-" + "B" * 43
+    ring = KeyRing(
+        [
+            KeyConfig(name="shaped", key=stored_shape, models=("*",)),
+            KeyConfig(name="plain", key="sk-secret-value-1", models=("*",)),
+        ]
+    )
+    assert parse_key(stored_shape) is not None
+    assert ring.lookup(stored_shape) is None
+    assert ring.by_digest.get(digest(stored_shape)) is None
+    found = ring.by_digest.get(digest("sk-secret-value-1"))
+    assert found is not None
+    assert found.key_id == "cfg-plain"
