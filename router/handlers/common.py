@@ -115,6 +115,20 @@ def parse_payload(body: bytes) -> dict[str, Any]:
     return payload
 
 
+def parse_request(body: bytes) -> tuple[dict[str, Any], str, bool]:
+    """A proxied request's body: the payload, its ``model`` and its ``stream`` flag, checked
+    (the usual shapes inline, the rest and the errors by :func:`require_model` and
+    :func:`check_stream`)."""
+    payload = parse_payload(body)
+    model = payload.get("model")
+    if type(model) is not str or not model:
+        model = require_model(payload)
+    stream = payload.get("stream", False)
+    if type(stream) is not bool:
+        stream = check_stream(payload)
+    return payload, model, stream
+
+
 def require_model(payload: dict[str, Any]) -> str:
     model = payload.get("model")
     if model is None or model == "":

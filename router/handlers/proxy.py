@@ -23,11 +23,9 @@ from router.handlers.accounts import admit_accounts
 from router.handlers.admission import Charge, admit, finish
 from router.handlers.common import (
     authenticate,
-    check_stream,
     is_text,
-    parse_payload,
+    parse_request,
     read_body,
-    require_model,
 )
 from router.upstream.forward import HttpAttempt
 from router.upstream.relay import relay
@@ -63,9 +61,8 @@ async def proxy(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
     ctx.key_id = principal.key_id
     ctx.priority = principal.priority
     body = await read_body(request, config.server.max_body_bytes)
-    payload = parse_payload(body)
-    ctx.model = model = require_model(payload)
-    stream = check_stream(payload)
+    payload, model, stream = parse_request(body)
+    ctx.model = model
     chain = app[ROUTES].chain(endpoint, model, principal)
     if chain[0].pool.ring is not None:  # affinity: prompt (router.cachekey)
         ctx.affinity = cache_key(endpoint, payload)
@@ -81,7 +78,9 @@ async def proxy(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
         ctx.tokens = estimate_tokens(payload, body, endpoint, config.estimate)
     declared = chain[0].declares
     if unlimited and not declared:
-        payload, body, strip = _asking_usage(endpoint, payload, body, ask_usage)
+        strip = False
+        if ask_usage:
+            payload, body, strip = _asking_usage(endpoint, payload, body, ask_usage)
         return await _forward(
             request,
             app,
