@@ -7,7 +7,19 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from router.appkeys import CONFIG, FORWARDER, KEYRING, METRICS, PROCESS, ROUTES, ProcessState
+from router.appkeys import (
+    AUTH,
+    CONFIG,
+    FORWARDER,
+    KEYRING,
+    LIMITER,
+    METRICS,
+    PROCESS,
+    PROXY,
+    ROUTES,
+    ProcessState,
+    ProxyDeps,
+)
 from router.auth import KeyRing
 from router.config import Config
 from router.edge import add_fallback
@@ -23,6 +35,9 @@ async def _upstreams(app: web.Application) -> AsyncIterator[None]:
     """Backend sessions (keep-alive pools) live exactly as long as the app."""
     routes = RouteTable(app[CONFIG], metrics=app[METRICS])
     app[ROUTES] = routes
+    # The last resource up (cleanup_ctx runs in order): the proxy's lookups in one.
+    deps = ProxyDeps(app[CONFIG], app[AUTH], routes, app[FORWARDER], app[LIMITER], app[METRICS])
+    app[PROXY] = deps
     yield
     await routes.close()
 

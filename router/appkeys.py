@@ -28,6 +28,19 @@ class ProcessState:
     draining: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class ProxyDeps:
+    """What every proxied request reads from the app, in one lookup (each ``app[KEY]`` is a
+    Python-level call); made once the app's resources are up."""
+
+    config: Config
+    auth: Authenticator
+    routes: RouteTable
+    forwarder: Forwarder
+    limiter: Limiter
+    metrics: Recorder
+
+
 CONFIG = web.AppKey("config", Config)
 KEYRING = web.AppKey("keyring", KeyRing)
 ROUTES = web.AppKey("routes", RouteTable)
@@ -37,4 +50,5 @@ AUTH = web.AppKey("auth", Authenticator)
 LIMITER = web.AppKey("limiter", Limiter)
 REDIS: web.AppKey[redis.asyncio.Redis] = web.AppKey("redis")
 METRICS = web.AppKey("metrics", Recorder)  # router.metrics.off when metrics.enabled is false
-HOMES = web.AppKey("homes", Cached)  # stored responses' and conversations' homes
+HOMES = web.AppKey("homes", Cached)
+PROXY = web.AppKey("proxy", ProxyDeps)  # stored responses' and conversations' homes

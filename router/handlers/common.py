@@ -39,14 +39,15 @@ def json_response(data: object, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
 
 
-async def authenticate(request: web.Request, app: web.Application | None = None) -> Principal:
+async def authenticate(request: web.Request, auth: Authenticator | None = None) -> Principal:
     """The caller's principal, or 401. The message never repeats the presented key.
 
-    ``app`` is the request's application where the caller holds it already (``request.app``
-    walks the match info). A key of the config is found by its digest here; any other goes
-    through :func:`principal_for`.
+    ``auth`` is the app's where the caller holds it already (``request.app`` walks the match
+    info). A key of the config is found by its digest here; any other goes through
+    :func:`principal_for`.
     """
-    auth = (app or request.app)[AUTH]
+    if auth is None:
+        auth = request.app[AUTH]
     token = bearer_token(request.headers.get("Authorization"))
     principal = auth.ring.by_digest.get(digest(token)) if token is not None else None
     return principal if principal is not None else await principal_for(auth, token)

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from router.appkeys import CONFIG, FORWARDER, LIMITER, METRICS, ROUTES
+from router.appkeys import METRICS, PROXY
 from router.cachekey import cache_key
 from router.context import CONTEXT, RequestContext
 from router.edge import edge
@@ -27,7 +27,7 @@ from router.handlers.common import (
     parse_request,
     read_body,
 )
-from router.upstream.forward import HttpAttempt
+from router.upstream.forward import Forwarder, HttpAttempt
 from router.upstream.relay import relay
 from router.upstream.route import Route, plans_quota
 from router.upstream.streamtap import StreamTap
@@ -55,15 +55,15 @@ def forward_headers(request: web.Request, request_id: str) -> dict[str, str]:
 
 async def proxy(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
     ctx = request[CONTEXT]
-    app = request.app  # one lookup: request.app is a property over the match info
-    config = app[CONFIG]
-    principal = await authenticate(request, app)
+    deps = request.app[PROXY]  # one lookup: request.app is a property over the match info
+    config = deps.config
+    principal = await authenticate(request, deps.auth)
     ctx.key_id = principal.key_id
     ctx.priority = principal.priority
     body = await read_body(request, config.server.max_body_bytes)
     payload, model, stream = parse_request(body)
     ctx.model = model
-    chain = app[ROUTES].chain(endpoint, model, principal)
+    chain = deps.routes.chain(endpoint, model, principal)
     if chain[0].pool.ring is not None:  # affinity: prompt (router.cachekey)
         ctx.affinity = cache_key(endpoint, payload)
     keep = None
@@ -83,7 +83,7 @@ async def proxy(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
             payload, body, strip = _asking_usage(endpoint, payload, body, ask_usage)
         return await _forward(
             request,
-            app,
+            deps.forwarder,
             ctx,
             endpoint,
             chain,
@@ -94,17 +94,17 @@ async def proxy(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
             strip=strip,
             keep=keep,
         )
-    limiter = app[LIMITER]
+    limiter = deps.limiter
     if declared:
-        charge = await admit_accounts(limiter, principal, chain[0], ctx, app[METRICS])
+        charge = await admit_accounts(limiter, principal, chain[0], ctx, deps.metrics)
     else:
-        charge = await admit(limiter, principal, ctx.tokens, ctx.request_id, app[METRICS])
+        charge = await admit(limiter, principal, ctx.tokens, ctx.request_id, deps.metrics)
     try:
         ask_usage = ask_usage or (stream and charge.wants_usage)
         payload, body, strip = _asking_usage(endpoint, payload, body, ask_usage)
         return await _forward(
             request,
-            app,
+            deps.forwarder,
             ctx,
             endpoint,
             chain,
@@ -146,7 +146,7 @@ def _with_usage_bytes(payload: dict[str, Any], body: bytes) -> bytes | None:
 
 async def _forward(
     request: web.Request,
-    app: web.Application,
+    forwarder: Forwarder,
     ctx: RequestContext,
     endpoint: Endpoint,
     chain: tuple[Route, ...],
@@ -166,7 +166,7 @@ async def _forward(
     stored response before the client sees its id."""
     headers = forward_headers(request, ctx.request_id)
     attempt = HttpAttempt(payload, body, headers)
-    reply = await app[FORWARDER].forward(chain, attempt, ctx)
+    reply = await forwarder.forward(chain, attempt, ctx)
     try:
         if keep is not None:
             await keep(reply, ctx)
