@@ -85,7 +85,16 @@ async def _stream(
     out.defer_head(reply.response.ready)
     await out.prepare(request)
     try:
-        failure = await _pump(reply, out, ENDPOINTS[endpoint].stream_ends, tap, ctx)
+        # Forward events until the upstream ends. The client's response enforces the stream's
+        # idle limit: it counts only while the relay waits for the upstream, never while it
+        # writes to a slow client.
+        failure: tuple[StreamOutcome, str] | None
+        try:
+            complete = await _forward_events(reply, out, ENDPOINTS[endpoint].stream_ends, tap, ctx)
+        except (TimeoutError, HttpClientError) as exc:
+            failure = _failure(reply.backend.name, exc)
+        else:
+            failure = None if complete else _failure(reply.backend.name, None)
         if failure is not None:
             ctx.outcome = failure[0]
             await out.write(error_event(failure[1]))
@@ -95,27 +104,14 @@ async def _stream(
     return out
 
 
-async def _pump(
-    reply: Reply,
-    out: _Stream,
-    ends: tuple[bytes, ...],
-    tap: StreamTap | None,
-    ctx: RequestContext,
-) -> tuple[StreamOutcome, str] | None:
-    """Forward events until the upstream ends; None if it ended as the protocol says.
-
-    The client's response enforces the stream's idle limit: it counts only while the relay
-    waits for the upstream, never while it writes to a slow client."""
-    name = reply.backend.name
-    try:
-        complete = await _forward_events(reply, out, ends, tap, ctx)
-    except TimeoutError:
+def _failure(name: str, exc: BaseException | None) -> tuple[StreamOutcome, str]:
+    """How a stream that did not end as the protocol says ended: ``exc`` (a timeout or a
+    broken exchange), or None for an upstream that ended it early but cleanly."""
+    if isinstance(exc, TimeoutError):
         return "timeout", f"Backend {name} stopped sending in the middle of the stream."
-    except HttpClientError:
+    if exc is not None:
         return "upstream_error", f"Backend {name} broke off the stream."
-    if not complete:
-        return "upstream_error", f"Backend {name} ended the stream before it was complete."
-    return None
+    return "upstream_error", f"Backend {name} ended the stream before it was complete."
 
 
 async def _forward_events(
