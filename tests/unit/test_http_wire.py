@@ -77,6 +77,26 @@ def test_head_fed_one_byte_at_a_time() -> None:
     assert sink.ended is True
 
 
+def test_header_names_in_any_case_on_one_connection_past_the_names_it_remembers() -> None:
+    # A reader remembers the names its upstream sends: each casing is its own entry, the
+    # keys stay lower-case, and names past the bound still come out right.
+    reader = ResponseReader()
+    for round_ in range(3):
+        names = [f"X-Name-{round_}-{i}" for i in range(40)]
+        raw = b"HTTP/1.1 200 OK\r\nContent-Type: a\r\ncontent-type: b\r\nCONTENT-TYPE:\t\xe9 \r\n"
+        raw += "".join(f"{name}: {i}\r\n" for i, name in enumerate(names)).encode()
+        raw += b"Content-Length: 0\r\n\r\n"
+        sink = Recorder()
+        reader.start(sink)
+        reader.feed(raw)
+        assert sink.headers == {
+            "content-type": "a, b, \xe9 ",
+            **{name.lower(): str(i) for i, name in enumerate(names)},
+            "content-length": "0",
+        }
+        assert sink.ended is True
+
+
 def test_chunked_with_extensions_and_trailers() -> None:
     raw = (
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
