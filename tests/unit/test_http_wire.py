@@ -60,6 +60,20 @@ def test_request_keeps_an_accept_encoding_it_is_given() -> None:
     assert b"accept-encoding: gzip\r\n" in data
 
 
+@pytest.mark.parametrize("name", ["accept-encoding", "Accept-Encoding", "ACCEPT-encoding"])
+def test_request_keeps_an_accept_encoding_in_any_case(name: str) -> None:
+    data = encode_request("POST", "/", "h", {"X-Accept-Encoding": "x", name: "br"}, b"")
+    assert b"identity" not in data
+    assert f"{name}: br\r\n".encode() in data
+
+
+def test_request_asks_for_identity_past_names_like_accept_encoding() -> None:
+    headers = {"Accept-Encodings": "x", "accept-encodinx": "y", "X-Accept-Encoding": "z"}
+    assert encode_request("POST", "/", "h", headers, b"").endswith(
+        b"X-Accept-Encoding: z\r\nAccept-Encoding: identity\r\n\r\n"
+    )
+
+
 @pytest.mark.parametrize("value", ["a\r\nX-Injected: 1", "a\nb", "a\rb"])
 def test_request_refuses_line_breaks_in_headers(value: str) -> None:
     with pytest.raises(ValueError, match="line break"):

@@ -21,6 +21,8 @@ from router.upstream.http.errors import BrokenBodyError, ProtocolError
 # Codings an upstream may use even though the router asks for identity; others pass through.
 _DECODED = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
+_ACCEPT_ENCODING_LENGTH = len("accept-encoding")
+
 # Header names a reader remembers: an upstream sends a few dozen distinct ones; one that makes
 # up new names costs a bounded dict, then the plain decode.
 _NAMES_KEPT = 64
@@ -35,12 +37,16 @@ def encode_request(
     unless ``headers`` name one: the router reads usage out of bodies and hands them on as
     they are, so it asks for them uncompressed."""
     lines = ""
+    coded = False  # an Accept-Encoding is among them
     for name, value in headers.items():  # a loop, not a comprehension: no function call
         lines += f"{name}: {value}\r\n"
+        # The length first: no other name is lower-cased (nor the whole text, as it was).
+        if len(name) == _ACCEPT_ENCODING_LENGTH and name.lower() == "accept-encoding":
+            coded = True
     # Each header adds exactly one CR and one LF: any other is an injected line.
     if lines.count("\n") != len(headers) or lines.count("\r") != len(headers):
         raise ValueError("a header name or value holds a line break")
-    if "\naccept-encoding:" not in f"\n{lines}".lower():
+    if not coded:
         lines += "Accept-Encoding: identity\r\n"
     head = (
         f"{method} {target} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len(body)}\r\n{lines}\r\n"
