@@ -77,14 +77,23 @@ class HttpClient:
         conn = self._pool.take_idle()
         if conn is None:
             conn = await self._connect(started, fresh=False)
+        # The first exchange inline (not through _exchange): no coroutine of its own.
+        response = Response(self._loop, self._limits, started)
+        conn.send(response, data)
         try:
-            return await self._exchange(conn, data, started)
+            await response.head()
+            return response
         except DisconnectedError as exc:
+            response.close()
             if not conn.reused or exc.received:
                 raise
+        except BaseException:
+            response.close()
+            raise
         return await self._exchange(await self._connect(started, fresh=True), data, started)
 
     async def _exchange(self, conn: Connection, data: bytes, started: float) -> Response:
+        """Send on a fresh connection; the response once its head has arrived."""
         response = Response(self._loop, self._limits, started)
         conn.send(response, data)
         try:

@@ -121,7 +121,7 @@ class ResponseReader:
             return
         if not self.until_eof:
             raise BrokenBodyError("the body ended before its length or last chunk")
-        self._end(keep_alive=False)
+        self.on_message_complete(keep_alive=False)
 
     # llhttp callbacks (httptools looks them up by name once, at construction).
 
@@ -169,20 +169,13 @@ class ResponseReader:
         if data:
             self._sink.on_data(data)
 
-    def on_message_complete(self) -> None:
+    def on_message_complete(self, keep_alive: bool | None = None) -> None:
+        """The message ended; ``keep_alive`` as llhttp says, unless given (an end at EOF)."""
         if self._interim:
             self._interim = False
             return
-        self._end(self._parser.should_keep_alive())
-
-    def _learn(self, name: bytes) -> str:
-        """A header name as a key: lower-case text (a token is ASCII), remembered as sent."""
-        key = name.decode().lower()
-        if len(self._names) < _NAMES_KEPT:
-            self._names[name] = key
-        return key
-
-    def _end(self, keep_alive: bool) -> None:
+        if keep_alive is None:
+            keep_alive = self._parser.should_keep_alive()
         sink, self._sink = self._sink, None
         self.in_body = False
         assert sink is not None
@@ -193,3 +186,10 @@ class ResponseReader:
             if rest:
                 sink.on_data(rest)
         sink.on_end(keep_alive)
+
+    def _learn(self, name: bytes) -> str:
+        """A header name as a key: lower-case text (a token is ASCII), remembered as sent."""
+        key = name.decode().lower()
+        if len(self._names) < _NAMES_KEPT:
+            self._names[name] = key
+        return key
