@@ -134,6 +134,28 @@ def test_interim_answers_are_skipped() -> None:
     assert sink.body == b"ok"
 
 
+def test_interim_head_trailers_and_repeats_split_anywhere_on_a_reused_reader() -> None:
+    # A 1xx, then the final head with a repeated field, a chunked body and trailers: cut at
+    # every byte and at every single point, each response parsed by the same reader in turn.
+    raw = (
+        b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
+        b"HTTP/1.1 200 OK\r\nX-Two: a\r\nx-two: b\r\nLink:  c\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n"
+        b"3\r\nabc\r\n0\r\nX-Two: trailer\r\nX-Trailer: t\r\n\r\n"
+    )
+    reader = ResponseReader()
+    cuts = [bytewise(raw)] + [[raw[:i], raw[i:]] for i in range(1, len(raw))]
+    for pieces in cuts:
+        sink = Recorder()
+        reader.start(sink)
+        for piece in pieces:
+            reader.feed(piece)
+        assert sink.status == 200
+        assert sink.headers == {"x-two": "a, b", "link": "c", "transfer-encoding": "chunked"}
+        assert sink.body == b"abc"
+        assert sink.ended is True
+
+
 def test_connection_close_and_http10_end_keep_alive() -> None:
     close = parse(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
     old = parse(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n")

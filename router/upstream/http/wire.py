@@ -96,7 +96,8 @@ class ResponseReader:
     def start(self, sink: Sink) -> None:
         """Expect the response to a request just sent."""
         self._sink = sink
-        self._headers = {}
+        if self._headers:  # trailers of the previous response
+            self._headers = {}
         self._decoder = None
         self.in_body = self.until_eof = False
 
@@ -126,8 +127,6 @@ class ResponseReader:
     # llhttp callbacks (httptools looks them up by name once, at construction).
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if self.in_body:  # a trailer: read and dropped
-            return
         key = self._names.get(name)
         if key is None:
             key = self._learn(name)
@@ -144,6 +143,7 @@ class ResponseReader:
             self._headers = {}
             return
         headers = self._headers
+        self._headers = {}  # where trailers go, unread: on_header need not tell them apart
         self.in_body = True
         self.until_eof = not self._parser.should_keep_alive() and not (
             "content-length" in headers or "transfer-encoding" in headers
