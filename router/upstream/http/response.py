@@ -207,8 +207,9 @@ class Response:
             self._error = BrokenBodyError("the response was closed before its end")
         if self._conn is not None or self._timer is not None:
             self._drop_connection()
-        self._chunks.clear()
-        self._size = 0
+        if self._chunks:  # a body read whole or to its end left none
+            self._chunks.clear()
+            self._size = 0
 
     def _drop_connection(self) -> None:
         timer = self._timer
