@@ -60,6 +60,20 @@ def test_request_keeps_an_accept_encoding_it_is_given() -> None:
     assert b"accept-encoding: gzip\r\n" in data
 
 
+@pytest.mark.parametrize("name", ["accept-encoding", "Accept-Encoding", "ACCEPT-encoding"])
+def test_request_keeps_an_accept_encoding_in_any_case(name: str) -> None:
+    data = encode_request("POST", "/", "h", {"X-Accept-Encoding": "x", name: "br"}, b"")
+    assert b"identity" not in data
+    assert f"{name}: br\r\n".encode() in data
+
+
+def test_request_asks_for_identity_past_names_like_accept_encoding() -> None:
+    headers = {"Accept-Encodings": "x", "accept-encodinx": "y", "X-Accept-Encoding": "z"}
+    assert encode_request("POST", "/", "h", headers, b"").endswith(
+        b"X-Accept-Encoding: z\r\nAccept-Encoding: identity\r\n\r\n"
+    )
+
+
 @pytest.mark.parametrize("value", ["a\r\nX-Injected: 1", "a\nb", "a\rb"])
 def test_request_refuses_line_breaks_in_headers(value: str) -> None:
     with pytest.raises(ValueError, match="line break"):
@@ -75,6 +89,26 @@ def test_head_fed_one_byte_at_a_time() -> None:
     assert sink.headers["x-two"] == "a, b"
     assert sink.body == b"hello"
     assert sink.ended is True
+
+
+def test_header_names_in_any_case_on_one_connection_past_the_names_it_remembers() -> None:
+    # A reader remembers the names its upstream sends: each casing is its own entry, the
+    # keys stay lower-case, and names past the bound still come out right.
+    reader = ResponseReader()
+    for round_ in range(3):
+        names = [f"X-Name-{round_}-{i}" for i in range(40)]
+        raw = b"HTTP/1.1 200 OK\r\nContent-Type: a\r\ncontent-type: b\r\nCONTENT-TYPE:\t\xe9 \r\n"
+        raw += "".join(f"{name}: {i}\r\n" for i, name in enumerate(names)).encode()
+        raw += b"Content-Length: 0\r\n\r\n"
+        sink = Recorder()
+        reader.start(sink)
+        reader.feed(raw)
+        assert sink.headers == {
+            "content-type": "a, b, \xe9 ",
+            **{name.lower(): str(i) for i, name in enumerate(names)},
+            "content-length": "0",
+        }
+        assert sink.ended is True
 
 
 def test_chunked_with_extensions_and_trailers() -> None:
@@ -98,6 +132,28 @@ def test_interim_answers_are_skipped() -> None:
     assert sink.status == 201
     assert "link" not in sink.headers
     assert sink.body == b"ok"
+
+
+def test_interim_head_trailers_and_repeats_split_anywhere_on_a_reused_reader() -> None:
+    # A 1xx, then the final head with a repeated field, a chunked body and trailers: cut at
+    # every byte and at every single point, each response parsed by the same reader in turn.
+    raw = (
+        b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
+        b"HTTP/1.1 200 OK\r\nX-Two: a\r\nx-two: b\r\nLink:  c\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n"
+        b"3\r\nabc\r\n0\r\nX-Two: trailer\r\nX-Trailer: t\r\n\r\n"
+    )
+    reader = ResponseReader()
+    cuts = [bytewise(raw)] + [[raw[:i], raw[i:]] for i in range(1, len(raw))]
+    for pieces in cuts:
+        sink = Recorder()
+        reader.start(sink)
+        for piece in pieces:
+            reader.feed(piece)
+        assert sink.status == 200
+        assert sink.headers == {"x-two": "a, b", "link": "c", "transfer-encoding": "chunked"}
+        assert sink.body == b"abc"
+        assert sink.ended is True
 
 
 def test_connection_close_and_http10_end_keep_alive() -> None:

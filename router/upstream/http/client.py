@@ -73,18 +73,30 @@ class HttpClient:
         started = self._loop.time()
         if self._extra:
             headers = {**headers, **self._extra}
-        data = encode_request(method, self._target(url), self._host, headers, body)
+        target = self._targets.get(url)  # _target's cache, looked up here: no call when known
+        if target is None:
+            target = self._target(url)
+        data = encode_request(method, target, self._host, headers, body)
         conn = self._pool.take_idle()
         if conn is None:
             conn = await self._connect(started, fresh=False)
+        # The first exchange inline (not through _exchange): no coroutine of its own.
+        response = Response(self._loop, self._limits, started)
+        conn.send(response, data)
         try:
-            return await self._exchange(conn, data, started)
+            await response.head()
+            return response
         except DisconnectedError as exc:
+            response.close()
             if not conn.reused or exc.received:
                 raise
+        except BaseException:
+            response.close()
+            raise
         return await self._exchange(await self._connect(started, fresh=True), data, started)
 
     async def _exchange(self, conn: Connection, data: bytes, started: float) -> Response:
+        """Send on a fresh connection; the response once its head has arrived."""
         response = Response(self._loop, self._limits, started)
         conn.send(response, data)
         try:
@@ -105,18 +117,17 @@ class HttpClient:
             raise ConnectTimeout("no connection to the upstream in time") from None
 
     def _target(self, url: str) -> str:
-        """The request target: origin-form, or absolute-form through a plain-HTTP proxy."""
-        target = self._targets.get(url)
-        if target is None:
-            parts = urlsplit(url)
-            if Origin.of(url) != self.origin:
-                raise ValueError("the URL is not on this client's origin")
-            if self._dialer.proxy is not None and self.origin.scheme == "http":
-                target = url
-            else:
-                target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-            if len(self._targets) < _MAX_TARGETS:  # stored objects' URLs are one per id
-                self._targets[url] = target
+        """The request target of a URL not in the cache yet: origin-form, or absolute-form
+        through a plain-HTTP proxy."""
+        parts = urlsplit(url)
+        if Origin.of(url) != self.origin:
+            raise ValueError("the URL is not on this client's origin")
+        if self._dialer.proxy is not None and self.origin.scheme == "http":
+            target = url
+        else:
+            target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        if len(self._targets) < _MAX_TARGETS:  # stored objects' URLs are one per id
+            self._targets[url] = target
         return target
 
     async def close(self) -> None:

@@ -139,7 +139,8 @@ class Connection(asyncio.BufferedProtocol):
     def finished(self, keep_alive: bool) -> None:
         """The response ended: back to the pool, reusable if both sides allow it."""
         self.response = None
-        self.resume()
+        if self._paused:
+            self.resume()
         if self._tls is not None:
             context, server_name = self._tls
             self._tls = None  # once per connection: after its first answer, tickets are in

@@ -58,7 +58,8 @@ class ConnectionPool:
         idle = self._idle
         while idle:
             conn = idle.pop()
-            if conn.usable():
+            transport = conn.transport  # Connection.usable(), inline: once a request
+            if not conn.closed and transport is not None and not transport.is_closing():
                 conn.reused = True
                 return conn
             self._forget(conn)

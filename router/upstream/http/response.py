@@ -93,19 +93,27 @@ class Response:
         # and before the head the expiry postpones itself to the first-byte deadline.
         timer.set(min(now + min(self._limits.idle, self._limits.first_byte), self._total_at))
 
-    async def head(self) -> None:
-        """Wait for the status and headers."""
-        while not self.status:
-            if self._error is not None:
-                raise self._error
-            await self._wait()
+    def head(self) -> asyncio.Future[None]:
+        """Await it for the status and headers; it raises what broke the exchange first.
+
+        A future, not a coroutine: no frame of its own to create and resume per request."""
+        waiter = self._loop.create_future()
+        if self._error is not None:
+            waiter.set_exception(self._error)
+        elif self.status:
+            waiter.set_result(None)
+        else:
+            self._waiter = waiter
+        return waiter
 
     # The parser's side (the wire.Sink protocol).
 
     def on_head(self, status: int, headers: dict[str, str]) -> None:
         self.status = status
         self.headers = headers
-        self._wake()
+        waiter, self._waiter = self._waiter, None  # head()'s, unless that failed or was cancelled
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def on_data(self, data: bytes) -> None:
         self._chunks.append(data)
@@ -118,11 +126,15 @@ class Response:
 
     def on_end(self, keep_alive: bool) -> None:
         self._ended = True
-        self._release_timer()  # nothing sets it after the end
+        timer = self._timer
+        if timer is not None:  # nothing sets it after the end
+            self._timer = None
+            timer.clear()
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.finished(keep_alive)
-        self._wake()
+        if self._waiter is not None:
+            self._wake()
 
     def fail(self, exc: BaseException) -> None:
         """The exchange broke: the next read raises ``exc`` (after the bytes already in)."""
@@ -130,7 +142,12 @@ class Response:
             return
         self._error = exc
         self._drop_connection()
-        self._wake()
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():  # else the reader was cancelled
+            if self.status:  # the reader's loop raises it, after the chunks already in
+                waiter.set_result(None)
+            else:  # head()'s future
+                waiter.set_exception(exc)
 
     # The reader's side.
 
@@ -144,7 +161,8 @@ class Response:
             if self._error is not None:
                 raise self._error
             self._stamp = self._loop.time()
-            await self._wait()
+            waiter = self._waiter = self._loop.create_future()
+            await waiter
         chunks = self._chunks
         data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         chunks.clear()
@@ -160,7 +178,8 @@ class Response:
             if self._ended:
                 return b""
             self._stamp = self._loop.time()
-            await self._wait()
+            waiter = self._waiter = self._loop.create_future()
+            await waiter  # a future, not a coroutine: no frame of its own per resumption
         chunk = chunks.popleft()
         self._size -= len(chunk)
         if self._size <= LOW_WATER and self._conn is not None:
@@ -186,21 +205,20 @@ class Response:
         """Done with it: an unfinished exchange drops its connection."""
         if not self._ended and self._error is None:
             self._error = BrokenBodyError("the response was closed before its end")
-        self._drop_connection()
-        self._chunks.clear()
-        self._size = 0
+        if self._conn is not None or self._timer is not None:
+            self._drop_connection()
+        if self._chunks:  # a body read whole or to its end left none
+            self._chunks.clear()
+            self._size = 0
 
     def _drop_connection(self) -> None:
-        self._release_timer()  # nothing sets it after a failure or a close
+        timer = self._timer
+        if timer is not None:  # nothing sets it after a failure or a close
+            self._timer = None
+            timer.clear()
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.abandon()
-
-    def _wait(self) -> asyncio.Future[None]:
-        """What the reader awaits until the parser has news (a future, not a coroutine: no
-        frame of its own on every resumption of the request)."""
-        waiter = self._waiter = self._loop.create_future()
-        return waiter
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -208,13 +226,6 @@ class Response:
             self._waiter = None
             if not waiter.done():  # else the reader was cancelled
                 waiter.set_result(None)
-
-    def _release_timer(self) -> None:
-        """Give the connection's timer back, with no deadline (the next request sets its own)."""
-        timer = self._timer
-        if timer is not None:
-            self._timer = None
-            timer.clear()
 
     def expire(self) -> None:
         """The connection's timer fired while this response held it: fail it if a limit has

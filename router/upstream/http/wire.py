@@ -21,6 +21,12 @@ from router.upstream.http.errors import BrokenBodyError, ProtocolError
 # Codings an upstream may use even though the router asks for identity; others pass through.
 _DECODED = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
+_ACCEPT_ENCODING_LENGTH = len("accept-encoding")
+
+# Header names a reader remembers: an upstream sends a few dozen distinct ones; one that makes
+# up new names costs a bounded dict, then the plain decode.
+_NAMES_KEPT = 64
+
 
 def encode_request(
     method: str, target: str, host: str, headers: Mapping[str, str], body: bytes
@@ -31,12 +37,16 @@ def encode_request(
     unless ``headers`` name one: the router reads usage out of bodies and hands them on as
     they are, so it asks for them uncompressed."""
     lines = ""
+    coded = False  # an Accept-Encoding is among them
     for name, value in headers.items():  # a loop, not a comprehension: no function call
         lines += f"{name}: {value}\r\n"
+        # The length first: no other name is lower-cased (nor the whole text, as it was).
+        if len(name) == _ACCEPT_ENCODING_LENGTH and name.lower() == "accept-encoding":
+            coded = True
     # Each header adds exactly one CR and one LF: any other is an injected line.
     if lines.count("\n") != len(headers) or lines.count("\r") != len(headers):
         raise ValueError("a header name or value holds a line break")
-    if "\naccept-encoding:" not in f"\n{lines}".lower():
+    if not coded:
         lines += "Accept-Encoding: identity\r\n"
     head = (
         f"{method} {target} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len(body)}\r\n{lines}\r\n"
@@ -57,7 +67,16 @@ class Sink(Protocol):
 class ResponseReader:
     """Parses the responses of one connection, one after another."""
 
-    __slots__ = ("_decoder", "_headers", "_interim", "_parser", "_sink", "in_body", "until_eof")
+    __slots__ = (
+        "_decoder",
+        "_headers",
+        "_interim",
+        "_names",
+        "_parser",
+        "_sink",
+        "in_body",
+        "until_eof",
+    )
 
     def __init__(self) -> None:
         self._parser = httptools.HttpResponseParser(self)
@@ -66,6 +85,9 @@ class ResponseReader:
         self._parser.set_dangerous_leniencies(lenient_spaces_after_chunk_size=True)
         self._sink: Sink | None = None
         self._headers: dict[str, str] = {}
+        # The header names this connection's upstream sends, as the keys they become: a dict
+        # lookup instead of a decode and a lower-casing per header (~700 instructions each).
+        self._names: dict[bytes, str] = {}
         self._interim = False
         self._decoder: zlib._Decompress | None = None
         self.in_body = False  # the final head arrived, its body has not ended
@@ -74,7 +96,8 @@ class ResponseReader:
     def start(self, sink: Sink) -> None:
         """Expect the response to a request just sent."""
         self._sink = sink
-        self._headers = {}
+        if self._headers:  # trailers of the previous response
+            self._headers = {}
         self._decoder = None
         self.in_body = self.until_eof = False
 
@@ -99,17 +122,19 @@ class ResponseReader:
             return
         if not self.until_eof:
             raise BrokenBodyError("the body ended before its length or last chunk")
-        self._end(keep_alive=False)
+        self.on_message_complete(keep_alive=False)
 
     # llhttp callbacks (httptools looks them up by name once, at construction).
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if self.in_body:  # a trailer: read and dropped
-            return
-        key = name.decode("latin-1").lower()
-        text = value.decode("latin-1")
+        key = self._names.get(name)
+        if key is None:
+            key = self._learn(name)
         headers = self._headers
-        headers[key] = f"{headers[key]}, {text}" if key in headers else text
+        if key in headers:
+            headers[key] = f"{headers[key]}, {value.decode('latin-1')}"
+        else:
+            headers[key] = value.decode("latin-1")
 
     def on_headers_complete(self) -> None:
         status = self._parser.get_status_code()
@@ -118,6 +143,7 @@ class ResponseReader:
             self._headers = {}
             return
         headers = self._headers
+        self._headers = {}  # where trailers go, unread: on_header need not tell them apart
         self.in_body = True
         self.until_eof = not self._parser.should_keep_alive() and not (
             "content-length" in headers or "transfer-encoding" in headers
@@ -143,13 +169,13 @@ class ResponseReader:
         if data:
             self._sink.on_data(data)
 
-    def on_message_complete(self) -> None:
+    def on_message_complete(self, keep_alive: bool | None = None) -> None:
+        """The message ended; ``keep_alive`` as llhttp says, unless given (an end at EOF)."""
         if self._interim:
             self._interim = False
             return
-        self._end(self._parser.should_keep_alive())
-
-    def _end(self, keep_alive: bool) -> None:
+        if keep_alive is None:
+            keep_alive = self._parser.should_keep_alive()
         sink, self._sink = self._sink, None
         self.in_body = False
         assert sink is not None
@@ -160,3 +186,10 @@ class ResponseReader:
             if rest:
                 sink.on_data(rest)
         sink.on_end(keep_alive)
+
+    def _learn(self, name: bytes) -> str:
+        """A header name as a key: lower-case text (a token is ASCII), remembered as sent."""
+        key = name.decode().lower()
+        if len(self._names) < _NAMES_KEPT:
+            self._names[name] = key
+        return key
