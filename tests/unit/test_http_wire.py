@@ -134,6 +134,17 @@ def test_interim_answers_are_skipped() -> None:
     assert sink.body == b"ok"
 
 
+def test_an_interim_answer_with_a_body_is_refused() -> None:
+    # A 1xx has no content (RFC 9110 §15.2); llhttp still reads a Content-Length on one it has
+    # no name for. Those bytes must never reach the final answer's body, ahead of its head.
+    raw = (
+        b"HTTP/1.1 150 Unknown\r\nContent-Length: 3\r\n\r\nabc"
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    )
+    with pytest.raises(ProtocolError):
+        parse(raw)
+
+
 def test_interim_head_trailers_and_repeats_split_anywhere_on_a_reused_reader() -> None:
     # A 1xx, then the final head with a repeated field, a chunked body and trailers: cut at
     # every byte and at every single point, each response parsed by the same reader in turn.

@@ -159,6 +159,8 @@ class ResponseReader:
 
     def on_body(self, body: bytes) -> None:
         assert self._sink is not None
+        if self._interim:  # llhttp reads a length it knows no meaning for (1xx beyond 103)
+            raise ProtocolError("an interim (1xx) answer with a body")
         if self._decoder is None:
             self._sink.on_data(body)
             return
