@@ -61,7 +61,7 @@ class LineHandler(logging.StreamHandler[TextIO]):
         super().__init__(stream)
         self.setFormatter(JsonFormatter())
         self._flush_seconds = flush_seconds
-        self._pending: list[str] = []
+        self._pending: list[bytes] = []  # lines without their newline, UTF-8
         self._size = 0
         self._timer: asyncio.TimerHandle | None = None
         self._timer_loop: asyncio.AbstractEventLoop | None = None
@@ -76,22 +76,26 @@ class LineHandler(logging.StreamHandler[TextIO]):
 
     def access(self, line: bytes) -> None:
         """An access line, JSON bytes: what :meth:`emit` does with an access record, without
-        the ``LogRecord`` (see :func:`log_access`)."""
+        the ``LogRecord`` (see :func:`log_access`). Kept as bytes: a UTF-8 stream's buffer
+        takes them as they are (see :meth:`_put`)."""
         size = len(line) + 1
         with self.lock:  # type: ignore[union-attr]  # made by the constructor; C-level enter
             if self._size + size > WRITE_BYTES:
                 self._write()
-            self._pending.append(line.decode() + "\n")
+            self._pending.append(line)
             self._size += size
-            if not self._arm_timer():
+            # _arm_timer's first test, without its call: armed on the loop, which still runs.
+            loop = self._timer_loop
+            armed = self._timer is not None and loop is not None and loop.is_running()
+            if not armed and not self._arm_timer():
                 self._write()
 
     def _add(self, line: str, buffered: bool) -> None:
-        line += "\n"
-        size = len(line) if line.isascii() else len(line.encode())
+        encoded = line.encode()
+        size = len(encoded) + 1
         if self._size + size > WRITE_BYTES:
             self._write()
-        self._pending.append(line)
+        self._pending.append(encoded)
         self._size += size
         if not buffered or not self._arm_timer():
             self._write()
@@ -124,12 +128,26 @@ class LineHandler(logging.StreamHandler[TextIO]):
     def _write(self) -> None:
         if not self._pending:
             return
-        chunk = "".join(self._pending)
+        self._pending.append(b"")  # the last line's newline
+        chunk = b"\n".join(self._pending)
         self._pending.clear()
         self._size = 0
+        self._put(chunk)
+
+    def _put(self, chunk: bytes) -> None:
+        """Write UTF-8 ``chunk`` in one write: to a UTF-8 stream's binary buffer as it is (no
+        decoding of every line, no encoding of the chunk), after what others left in the text
+        layer; to any other stream as text, which encodes it as that stream does."""
+        stream = self.stream
         try:
-            self.stream.write(chunk)
-            self.stream.flush()
+            buffer = getattr(stream, "buffer", None)  # ValueError if detached
+            if buffer is None or getattr(stream, "encoding", None) != "utf-8":
+                stream.write(chunk.decode())
+                stream.flush()
+                return
+            stream.flush()
+            buffer.write(chunk)
+            buffer.flush()
         except (OSError, ValueError):  # stderr gone (closed pipe): the lines cannot go anywhere
             pass
 

@@ -58,13 +58,24 @@ def usage_of(usage: object) -> Usage | None:
     total = usage.get("total_tokens")
     if type(total) is not int:
         return None
+    # Chat's names are tested here and the others only when those are no counts: every request
+    # reporting usage comes through here, and a call of _count costs more than its test.
+    prompt = usage.get("prompt_tokens")
+    if type(prompt) is not int or prompt < 0:
+        prompt = _count(usage, "input_tokens")
+    completion = usage.get("completion_tokens")
+    if type(completion) is not int or completion < 0:
+        completion = _count(usage, "output_tokens")
     details = usage.get("prompt_tokens_details") or usage.get("input_tokens_details")
-    return Usage(
-        _count(usage, "prompt_tokens", "input_tokens"),
-        _count(usage, "completion_tokens", "output_tokens"),
-        total,
-        _count(details, "cached_tokens") if isinstance(details, dict) else 0,
-    )
+    cached = details.get("cached_tokens") if isinstance(details, dict) else 0
+    if type(cached) is not int or cached < 0:
+        cached = 0
+    # The same tuple as Usage(...) makes, without the Python function namedtuple compiles for
+    # its __new__: half the instructions.
+    return _new_usage(Usage, (prompt, completion, total, cached))
+
+
+_new_usage = tuple.__new__
 
 
 _USAGE_KEY = b'"usage":'

@@ -3,10 +3,10 @@
 A label lookup (``.labels(...)``) costs about a microsecond; an increment a third of that. So
 each backend's series are bound once, when the route table is built (:class:`BackendMetrics`),
 and each request's series once per distinct (endpoint, model, backend, status, streamed), on
-first use (:class:`_Series`). The request path then does a handful of increments, all at the
-request's end in :meth:`Metrics.request_done`, which the edge calls exactly once per request,
-whatever way it ended. A stream's chunks cost nothing here: its first-output time and usage are
-read by the relay's tap and recorded at the end.
+first use (:mod:`router.metrics.series`). The request path then does a handful of increments,
+all at the request's end in :meth:`Metrics.request_done`, which the edge calls exactly once per
+request, whatever way it ended. A stream's chunks cost nothing here: its first-output time and
+usage are read by the relay's tap and recorded at the end.
 """
 
 from __future__ import annotations
@@ -20,18 +20,17 @@ from balancers import Health
 from balancers.quota import Quota
 from router.context import RequestContext
 from router.limits import Admission, Limits
-from router.metrics.cells import CounterChild, GaugeChild, HistogramChild, maker
+from router.metrics.cells import CellMaker, CounterChild, GaugeChild, HistogramChild, maker
 from router.metrics.instruments import Instruments, KeyInstruments
 from router.metrics.queue import QueueMetrics
 from router.metrics.quota import QuotaGauges
+from router.metrics.series import CellSeries, Series, SeriesKey
 from router.outcomes import (
     ATTEMPT_FAILURES,
     LIMIT_KINDS,
     SESSION_ENDS,
     STORE_FAILURES,
-    STREAM_OUTCOMES,
     AttemptFailure,
-    Outcome,
     StoreFailure,
 )
 from router.sessionstats import SessionStats
@@ -128,32 +127,6 @@ class _SessionMetrics:
         self.bytes_out.inc(session.upstream.bytes)
 
 
-class _Series:
-    """The children one kind of request is counted in."""
-
-    __slots__ = ("backend", "duration", "overhead", "requests", "streams", "upstream")
-
-    def __init__(
-        self,
-        m: Instruments,
-        key: tuple[str, str, str, int, bool],
-        backend: BackendMetrics | None,
-    ) -> None:
-        endpoint, model, name, status, stream = key
-        streamed = "true" if stream else "false"
-        code = f"{status // 100}xx"
-        self.requests: CounterChild = m.requests.labels(endpoint, model, name, code, streamed)
-        self.duration: HistogramChild = m.request_duration.labels(endpoint, model, name, streamed)
-        self.upstream: HistogramChild = m.upstream_duration.labels(endpoint, model, name)
-        self.overhead: HistogramChild = m.overhead.labels(endpoint)
-        http_stream = stream and endpoint != "realtime"  # a session is no SSE stream
-        self.streams: dict[Outcome, CounterChild] = {
-            outcome: m.streams.labels(endpoint, model, name, outcome)
-            for outcome in (STREAM_OUTCOMES if http_stream else ())
-        }
-        self.backend = backend
-
-
 class Metrics:
     """The router's metrics: bound series and the calls the request path makes."""
 
@@ -167,12 +140,13 @@ class Metrics:
         """``fallbacks``: each public model ID and its fallback models."""
         self.registry = registry
         cells = maker(registry)
+        self._cells = isinstance(cells, CellMaker)  # its series are recorded inline
         self._m = Instruments(cells)
         self._keys = KeyInstruments(cells) if key_labels else None
         self._models = frozenset(fallbacks)
         self._zeros(fallbacks)
         self._backends: dict[tuple[str, str], BackendMetrics] = {}
-        self._series: dict[tuple[str, str, str, int, bool], _Series] = {}
+        self._series: dict[SeriesKey, Series | CellSeries] = {}
         self._decisions = {
             (kind, outcome): self._m.limit_decisions.labels(kind, outcome)
             for kind in LIMIT_KINDS
@@ -216,52 +190,24 @@ class Metrics:
             model = ""
         key = (ctx.endpoint, model, ctx.backend or "", ctx.status, ctx.stream)
         series = self._series.get(key) or self._bind(key)
-        series.requests.inc()
-        total = now - ctx.started
-        series.duration.observe(total)
-        waited = 0.0
-        if ctx.upstream_started is not None:
-            waited = (ctx.upstream_done or now) - ctx.upstream_started
-            series.upstream.observe(waited)
-        series.overhead.observe(max(0.0, total - waited))
+        started = ctx.upstream_started
+        waited = None if started is None else (ctx.upstream_done or now) - started
+        series.done(now - ctx.started, waited, ctx.usage)
         backend = series.backend
         if backend is not None:
-            usage = ctx.usage
-            if usage is not None:
-                backend.tokens_in.inc(usage.input)
-                backend.tokens_out.inc(usage.output)
-                if usage.cached:
-                    backend.tokens_cached.inc(usage.cached)
             if ctx.session is not None:
                 backend.realtime.ended(ctx.session)
             elif ctx.stream:
-                self._stream_done(ctx, series, backend, now)
+                series.stream_done(ctx, now)
         if ctx.affinity_hit is not None:
             self._affinity[model, ctx.affinity_hit].inc()
         if self._keys is not None and ctx.key_id is not None:
             self._key_done(self._keys, ctx.key_id, ctx)
 
-    def _bind(self, key: tuple[str, str, str, int, bool]) -> _Series:
-        series = self._series[key] = _Series(self._m, key, self._backends.get((key[1], key[2])))
-        return series
-
-    @staticmethod
-    def _stream_done(
-        ctx: RequestContext, series: _Series, backend: BackendMetrics, now: float
-    ) -> None:
-        counter = series.streams.get(ctx.outcome)
-        if counter is not None:
-            counter.inc()
-        end = ctx.upstream_done or now
-        if ctx.upstream_first_byte is not None:
-            backend.stream_duration.observe(end - ctx.upstream_first_byte)
-        first = ctx.first_token
-        if first is None:
-            return
-        backend.ttft.observe(first - ctx.started)
-        usage = ctx.usage
-        if usage is not None and usage.output > 1:
-            backend.tpot.observe((end - first) / (usage.output - 1))
+    def _bind(self, key: SeriesKey) -> Series | CellSeries:
+        series = Series(self._m, key, self._backends.get((key[1], key[2])))
+        bound = self._series[key] = CellSeries(series) if self._cells else series
+        return bound
 
     @staticmethod
     def _key_done(keys: KeyInstruments, key_id: str, ctx: RequestContext) -> None:

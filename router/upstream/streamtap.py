@@ -47,6 +47,8 @@ class StreamTap:
         if self.first_output is None and self._output(chunk):
             self.first_output = time.monotonic()
         mark = chunk.rfind(_MARK)
+        if mark < 0:  # most chunks: one search, nothing more
+            return chunk
         # Events end as the chunk does (the relay hands over whole events): LF or CRLF lines.
         sep = _CRLF_END if chunk.endswith(_CRLF_END) else _EVENT_END
         while mark >= 0:  # from the end: the last event reporting usage is the one that counts

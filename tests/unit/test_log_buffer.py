@@ -92,3 +92,31 @@ def test_logging_shutdown_flushes_what_a_closed_loop_left(stream: Recorder) -> N
     handler = logging.getLogger().handlers[0]
     logging.shutdown([weakref.ref(handler)])  # what atexit runs, on this handler alone
     assert [line["i"] for line in stream.lines()] == [7]
+
+
+def test_a_utf8_stream_gets_the_lines_in_order_after_other_text() -> None:
+    wire = io.BytesIO()
+    text = io.TextIOWrapper(wire, encoding="utf-8")
+    handler = LineHandler(text)
+    text.write("not a line yet: ")  # another writer's text, still in the text layer
+    handler.access(orjson.dumps({"model": "é"}))
+    handler.access(orjson.dumps({"i": 1}))
+    handler.flush()
+    assert wire.getvalue() == 'not a line yet: {"model":"é"}\n{"i":1}\n'.encode()
+
+
+def test_another_encoding_gets_text_as_that_stream_encodes_it() -> None:
+    wire = io.BytesIO()
+    text = io.TextIOWrapper(wire, encoding="ascii", errors="backslashreplace")
+    handler = LineHandler(text)
+    handler.access(orjson.dumps({"model": "é"}))
+    handler.flush()
+    assert wire.getvalue() == b'{"model":"\\xe9"}\n'
+
+
+def test_a_detached_stream_loses_the_lines_quietly() -> None:
+    text = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    handler = LineHandler(text)
+    text.detach()
+    handler.access(b'{"i":1}')
+    handler.flush()  # no error: the lines cannot go anywhere

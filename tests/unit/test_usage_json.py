@@ -73,3 +73,58 @@ def test_usage_objects_outside_the_compact_shape_agree_with_a_full_parse() -> No
     for body in bodies:
         assert usage_from_json(body) == full_parse(body), body
         assert usage_from_json(body) is not None
+
+
+def counted(usage: dict[str, Any], *names: str) -> int:
+    """The first of ``usage[name]`` that is a count (an int >= 0, not a bool), or 0."""
+    for name in names:
+        value = usage.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return value
+    return 0
+
+
+def expected_usage(usage: dict[str, Any]) -> Usage | None:
+    """What ``usage_of`` says, spelt out as its docstring does."""
+    if not isinstance(usage.get("total_tokens"), int) or isinstance(usage["total_tokens"], bool):
+        return None
+    details = usage.get("prompt_tokens_details") or usage.get("input_tokens_details")
+    return Usage(
+        counted(usage, "prompt_tokens", "input_tokens"),
+        counted(usage, "completion_tokens", "output_tokens"),
+        usage["total_tokens"],
+        counted(details, "cached_tokens") if isinstance(details, dict) else 0,
+    )
+
+
+# Anything a usage member could hold: counts, negatives, JSON's true, floats, strings, null.
+VALUE = st.one_of(st.integers(-5, 10**9), st.booleans(), st.floats(0, 9), st.text(), st.none())
+NAMES = ("prompt_tokens", "completion_tokens", "input_tokens", "output_tokens", "total_tokens")
+DETAILS = st.one_of(VALUE, st.dictionaries(st.just("cached_tokens"), VALUE))
+ANY_USAGE = st.fixed_dictionaries(
+    {},
+    optional={
+        **dict.fromkeys(NAMES, VALUE),
+        "prompt_tokens_details": DETAILS,
+        "input_tokens_details": DETAILS,
+    },
+)
+
+
+@given(usage=ANY_USAGE)
+def test_usage_of_takes_the_first_count_of_each_name(usage: dict[str, Any]) -> None:
+    got = usage_of(usage)
+    assert got == expected_usage(usage)
+    assert got is None or type(got) is Usage
+
+
+def test_usage_of_chat_and_responses_names() -> None:
+    chat: dict[str, Any] = {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}
+    chat["prompt_tokens_details"] = {"cached_tokens": 2}
+    assert usage_of(chat) == Usage(3, 4, 7, 2)
+    responses: dict[str, Any] = {"input_tokens": 5, "output_tokens": 6, "total_tokens": 11}
+    responses["input_tokens_details"] = {"cached_tokens": 1}
+    assert usage_of(responses) == Usage(5, 6, 11, 1)
+    assert usage_of({"prompt_tokens": True, "input_tokens": 2, "total_tokens": 2}) == Usage(2, 0, 2)
+    assert usage_of({"total_tokens": 1.0}) is None
+    assert usage_of([]) is None
