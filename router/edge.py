@@ -62,9 +62,17 @@ def _error_for(exc: Exception, ctx: RequestContext) -> RouterError:
     return InternalError("The server had an error while processing your request.")
 
 
-def edge(handler: Handler, endpoint: str = "", record: Recorder | None = None) -> Handler:
+def edge(
+    handler: Handler,
+    endpoint: str = "",
+    record: Recorder | None = None,
+    *,
+    path: str | None = None,
+) -> Handler:
     """Wrap a handler: give it a :class:`RequestContext`, render errors, log the request, and
     hand the finished context to ``record`` (the metrics) exactly once, however it ended.
+    ``path``: the route's own, for a plain route (it matches that path only): logged without
+    asking the request for it.
 
     A response the handler returned unsent is sent here, not by aiohttp after we return, so a
     client that left before it was delivered is logged and counted as 499, not 200."""
@@ -96,7 +104,7 @@ def edge(handler: Handler, endpoint: str = "", record: Recorder | None = None) -
             else:
                 ctx.status = response.status
         finally:  # exactly once, however it ended
-            log_access(ctx, request.method, request.path)
+            log_access(ctx, request.method, path or request.path)
             if record is not None:
                 record(ctx)
         # aiohttp needs something to finish, even for a client that is gone before any answer.

@@ -206,4 +206,4 @@ def add_routes(app: web.Application) -> None:
         (embeddings, ENDPOINTS["embeddings"]),
         (responses, ENDPOINTS["responses"]),
     ):
-        app.router.add_post(endpoint.path, edge(handler, endpoint.name, record))
+        app.router.add_post(endpoint.path, edge(handler, endpoint.name, record, path=endpoint.path))
