@@ -15,11 +15,6 @@ from router.usage import Usage
 _random_bits = random.Random().getrandbits
 
 
-def new_request_id() -> str:
-    """A unique id for logs and headers. Not a secret, so no syscall for entropy per request."""
-    return f"req_{_random_bits(96):024x}"
-
-
 class RequestContext:
     """Filled in along the request path; read once at its end, by the access log and metrics."""
 
@@ -52,7 +47,8 @@ class RequestContext:
 
     def __init__(self, endpoint: str = "") -> None:
         self.endpoint = endpoint
-        self.request_id = new_request_id()
+        # A unique id for logs and headers. Not a secret, so no syscall for entropy per request.
+        self.request_id = f"req_{_random_bits(96):024x}"
         self.started = time.monotonic()
         self.key_id: str | None = None
         self.priority: Priority = DEFAULT_PRIORITY  # the key's class in a pool's wait queue
