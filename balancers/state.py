@@ -123,10 +123,10 @@ class BackendState:
 
     def answered(self, now: float, latency: float | None = None) -> None:
         """Report an answer: :meth:`observe` ``latency`` (time to first byte, when it measures
-        the backend), then :meth:`on_success` inlined (its common case, once per request)."""
+        the backend), then count the success (:meth:`on_success` is this without a latency)."""
         if latency is not None:
             self.observe(latency, now)
-        if self.health is Health.HEALTHY:
+        if self.health is Health.HEALTHY:  # the common case, kept off the table lookup
             self.consecutive_failures = 0
             return
         self._fire(Event.SUCCESS, now)
@@ -148,10 +148,7 @@ class BackendState:
 
     def on_success(self, now: float) -> None:
         """Report a successful request."""
-        if self.health is Health.HEALTHY:  # the common case, kept off the table lookup
-            self.consecutive_failures = 0
-            return
-        self._fire(Event.SUCCESS, now)
+        self.answered(now)
 
     def on_failure(self, now: float) -> None:
         """Report a failed request (connection error, timeout, 5xx)."""

@@ -50,5 +50,5 @@ AUTH = web.AppKey("auth", Authenticator)
 LIMITER = web.AppKey("limiter", Limiter)
 REDIS: web.AppKey[redis.asyncio.Redis] = web.AppKey("redis")
 METRICS = web.AppKey("metrics", Recorder)  # router.metrics.off when metrics.enabled is false
-HOMES = web.AppKey("homes", Cached)
-PROXY = web.AppKey("proxy", ProxyDeps)  # stored responses' and conversations' homes
+HOMES = web.AppKey("homes", Cached)  # stored responses' and conversations' homes
+PROXY = web.AppKey("proxy", ProxyDeps)

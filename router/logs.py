@@ -84,10 +84,7 @@ class LineHandler(logging.StreamHandler[TextIO]):
                 self._write()
             self._pending.append(line)
             self._size += size
-            # _arm_timer's first test, without its call: armed on the loop, which still runs.
-            loop = self._timer_loop
-            armed = self._timer is not None and loop is not None and loop.is_running()
-            if not armed and not self._arm_timer():
+            if not self._arm_timer():
                 self._write()
 
     def _add(self, line: str, buffered: bool) -> None:

@@ -40,13 +40,10 @@ class Usage(NamedTuple):
     cached: int = 0
 
 
-def _count(usage: dict[str, Any], *names: str) -> int:
-    """The first of ``usage[name]`` for ``names`` that is a count (an int >= 0), or 0."""
-    for name in names:
-        value = usage.get(name)
-        if type(value) is int and value >= 0:  # type, not isinstance: JSON's true is no count
-            return value
-    return 0
+def _count(usage: dict[str, Any], name: str) -> int:
+    """``usage[name]`` if it is a count (an int >= 0), else 0."""
+    value = usage.get(name)
+    return value if type(value) is int and value >= 0 else 0  # JSON's true is no count
 
 
 def usage_of(usage: object) -> Usage | None:

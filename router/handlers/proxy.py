@@ -13,7 +13,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from router.appkeys import METRICS, PROXY
+from router.appkeys import METRICS, PROXY, ProxyDeps
+from router.auth import Principal
 from router.cachekey import cache_key
 from router.context import CONTEXT, RequestContext
 from router.edge import edge
@@ -70,38 +71,55 @@ async def proxy(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
     if endpoint == "responses":  # stored responses have a home (router.handlers.homing)
         chain, keep = await homing.plan(request, payload, principal, model, chain)
     metrics = config.metrics
-    metered = metrics.enabled
-    ask_usage = stream and metered and metrics.stream_usage
-    unlimited = principal.unlimited
-    if not unlimited or plans_quota(chain):
+    ask_usage = stream and metrics.enabled and metrics.stream_usage
+    if not principal.unlimited or plans_quota(chain):
         # Key limits, or accounts whose quotas the pick plans with: the token estimate is needed.
         ctx.tokens = estimate_tokens(payload, body, endpoint, config.estimate)
-    declared = chain[0].declares
-    if unlimited and not declared:
-        strip = False
-        if ask_usage:
-            payload, body, strip = _asking_usage(endpoint, payload, body, ask_usage)
-        return await _forward(
-            request,
-            deps.forwarder,
-            ctx,
-            endpoint,
-            chain,
-            payload,
-            body,
-            charge=None,
-            count=metered,
-            strip=strip,
-            keep=keep,
-        )
+    if not principal.unlimited or chain[0].declares:
+        return await _admitted(request, deps, principal, endpoint, chain, payload, body, keep)
+    strip = False
+    if ask_usage:
+        payload, body, strip = _asking_usage(endpoint, payload, body)
+    return await _forward(
+        request,
+        deps.forwarder,
+        ctx,
+        endpoint,
+        chain,
+        payload,
+        body,
+        charge=None,
+        count=metrics.enabled,
+        strip=strip,
+        keep=keep,
+    )
+
+
+async def _admitted(
+    request: web.Request,
+    deps: ProxyDeps,
+    principal: Principal,
+    endpoint: Endpoint,
+    chain: tuple[Route, ...],
+    payload: dict[str, Any],
+    body: bytes,
+    keep: homing.Keeper | None,
+) -> web.StreamResponse:
+    """Forward under admission: the key's limits, or the declared quota of the account the
+    pick plans with (refused with 429 here), settled with the real usage in one finally."""
+    ctx = request[CONTEXT]
     limiter = deps.limiter
-    if declared:
+    if chain[0].declares:
         charge = await admit_accounts(limiter, principal, chain[0], ctx, deps.metrics)
     else:
         charge = await admit(limiter, principal, ctx.tokens, ctx.request_id, deps.metrics)
     try:
-        ask_usage = ask_usage or (stream and charge.wants_usage)
-        payload, body, strip = _asking_usage(endpoint, payload, body, ask_usage)
+        metrics = deps.config.metrics
+        strip = False
+        if payload.get("stream") is True and (
+            charge.wants_usage or (metrics.enabled and metrics.stream_usage)
+        ):
+            payload, body, strip = _asking_usage(endpoint, payload, body)
         return await _forward(
             request,
             deps.forwarder,
@@ -120,11 +138,12 @@ async def proxy(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
 
 
 def _asking_usage(
-    endpoint: Endpoint, payload: dict[str, Any], body: bytes, ask: bool
+    endpoint: Endpoint, payload: dict[str, Any], body: bytes
 ) -> tuple[dict[str, Any], bytes, bool]:
-    """What goes upstream: with ``ask``, a chat stream asks for its usage chunk, and the last
-    item says the relay removes that chunk again (the client did not ask for it)."""
-    if ask and ENDPOINTS[endpoint].asks_usage:
+    """What goes upstream of a stream whose usage the router reads: a chat stream asks for its
+    usage chunk, and the last item says the relay removes that chunk again (the client did not
+    ask for it)."""
+    if ENDPOINTS[endpoint].asks_usage:
         asked = with_usage_requested(payload)
         if asked is not None:
             return asked, _with_usage_bytes(payload, body) or orjson.dumps(asked), True

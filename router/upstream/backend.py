@@ -166,11 +166,10 @@ class Backend:
 
     def begin(self) -> None:
         """A request to this backend starts: count it in flight."""
-        state = self.state
-        state.inflight += 1  # state.begin(), inlined: once per request
+        self.state.begin()
         self.metrics.inflight.inc()
-        if state.quota is not None:  # the pick just charged it: the predicted gauges
-            self.metrics.quota(state.quota, time.monotonic())
+        if self.state.quota is not None:  # the pick just charged it: the predicted gauges
+            self.metrics.quota(self.state.quota, time.monotonic())
 
     def read_quota(self, headers: Mapping[str, str], now: float, refused: bool = False) -> None:
         """Keep the account's ``x-ratelimit-*`` headers of an answer (2xx or 429), if any.
@@ -198,9 +197,7 @@ class Backend:
 
     def end(self) -> None:
         """That request is over (answered, failed or abandoned); its slot goes to a waiter."""
-        state = self.state
-        if state.inflight > 0:  # state.end(), inlined: once per request
-            state.inflight -= 1
+        self.state.end()
         self.metrics.inflight.dec()
         if self.gates:
             self._wake()

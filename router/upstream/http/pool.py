@@ -58,8 +58,7 @@ class ConnectionPool:
         idle = self._idle
         while idle:
             conn = idle.pop()
-            transport = conn.transport  # Connection.usable(), inline: once a request
-            if not conn.closed and transport is not None and not transport.is_closing():
+            if conn.usable():
                 conn.reused = True
                 return conn
             self._forget(conn)

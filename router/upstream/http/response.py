@@ -111,9 +111,7 @@ class Response:
     def on_head(self, status: int, headers: dict[str, str]) -> None:
         self.status = status
         self.headers = headers
-        waiter, self._waiter = self._waiter, None  # head()'s, unless that failed or was cancelled
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self._wake()  # head()'s future, unless that failed or was cancelled
 
     def on_data(self, data: bytes) -> None:
         self._chunks.append(data)
@@ -126,15 +124,11 @@ class Response:
 
     def on_end(self, keep_alive: bool) -> None:
         self._ended = True
-        timer = self._timer
-        if timer is not None:  # nothing sets it after the end
-            self._timer = None
-            timer.clear()
+        self._release_timer()  # nothing sets it after the end
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.finished(keep_alive)
-        if self._waiter is not None:
-            self._wake()
+        self._wake()
 
     def fail(self, exc: BaseException) -> None:
         """The exchange broke: the next read raises ``exc`` (after the bytes already in)."""
@@ -212,10 +206,7 @@ class Response:
             self._size = 0
 
     def _drop_connection(self) -> None:
-        timer = self._timer
-        if timer is not None:  # nothing sets it after a failure or a close
-            self._timer = None
-            timer.clear()
+        self._release_timer()  # nothing sets it after a failure or a close
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.abandon()
@@ -226,6 +217,13 @@ class Response:
             self._waiter = None
             if not waiter.done():  # else the reader was cancelled
                 waiter.set_result(None)
+
+    def _release_timer(self) -> None:
+        """Give the connection's timer back, with no deadline (the next request sets its own)."""
+        timer = self._timer
+        if timer is not None:
+            self._timer = None
+            timer.clear()
 
     def expire(self) -> None:
         """The connection's timer fired while this response held it: fail it if a limit has
