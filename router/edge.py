@@ -31,6 +31,18 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Recorder = Callable[[RequestContext], None]
 logger = logging.getLogger("switchyard")
 
+EXACT_POSTS: web.AppKey[dict[str, Handler]] = web.AppKey("exact_posts")
+"""Plain POST routes the edge server may hand a request without the app's URL dispatch
+(:class:`router.protocol.EdgeServer`): path -> handler, registered by :func:`add_exact_post`."""
+
+
+def add_exact_post(app: web.Application, path: str, handler: Handler) -> None:
+    """A POST route of the app that the edge server may also take directly, when the request's
+    target is exactly ``path``: the handler must not need ``request.app`` nor
+    ``request.match_info`` (a request taken directly has no match info)."""
+    app.router.add_post(path, handler)
+    app.setdefault(EXACT_POSTS, {})[path] = handler
+
 
 def error_response(error: RouterError, request_id: str) -> web.Response:
     headers = {**error.headers, "x-request-id": request_id}

@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, cast
 
 from aiohttp import web
@@ -43,11 +43,13 @@ from aiohttp.web_protocol import RequestHandler, RequestPayloadError
 from aiohttp.web_request import BaseRequest
 
 from router.config import ServerConfig
+from router.edge import EXACT_POSTS, Handler
 from router.errors import RequestTimeout, ServiceUnavailable
 from router.protocol_errors import parse_error, raw_answer
 
 logger = logging.getLogger("switchyard")
 
+AppHandler = Callable[[BaseRequest], Awaitable[web.StreamResponse]]
 RequestFactory = Callable[
     [RawRequestMessage, StreamReader, RequestHandler, AbstractStreamWriter, "asyncio.Task[None]"],
     BaseRequest,
@@ -69,17 +71,24 @@ class BodyTimedOut(RequestTimeout, TimeoutError):
 
 
 class EdgeServer(web.Server):
-    """aiohttp's low-level server, with an :class:`EdgeProtocol` per connection; counts them."""
+    """aiohttp's low-level server, with an :class:`EdgeProtocol` per connection; counts them.
+
+    ``exact``: POST routes (path -> handler) whose requests, when their target is exactly that
+    path, go to the handler without the app's URL dispatch (see :func:`exact_posts`)."""
 
     def __init__(
         self,
-        handler: Callable[[BaseRequest], Awaitable[web.StreamResponse]],
+        handler: AppHandler,
         *,
         limits: ServerConfig,
         request_factory: RequestFactory,
+        exact: Mapping[str, Handler] | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(handler, request_factory=self._dispatch, **kwargs)
+        self._app_handler = handler
+        self._exact = dict(exact or {})
+        routed = self._route if self._exact else handler
+        super().__init__(routed, request_factory=self._dispatch, **kwargs)
         self.limits = limits
         self.open = 0  # connections served, each one file descriptor
         self.lingering = 0  # refused connections not yet closed
@@ -128,6 +137,17 @@ class EdgeServer(web.Server):
                 },
             )
 
+    def _route(self, request: BaseRequest) -> Awaitable[web.StreamResponse]:
+        # The handler aiohttp calls per request. The app's URL dispatch (its resolve walks the
+        # path's parts, makes a match info, and looks up the event loop: a getpid system call)
+        # is skipped where it would pick an exact route's handler anyway. A request with an
+        # Expect header goes through it: the dispatch answers "100 Continue".
+        if request.method == "POST":
+            handler = self._exact.get(request.raw_path)
+            if handler is not None and "Expect" not in request.headers:
+                return handler(cast(web.Request, request))
+        return self._app_handler(request)
+
     def _dispatch(
         self,
         message: RawRequestMessage,
@@ -161,9 +181,29 @@ class EdgeRunner(web.AppRunner):
             plain.request_handler,
             limits=self._limits,
             request_factory=plain.request_factory,
+            exact=exact_posts(self.app),
             handler_cancellation=plain.handler_cancellation,
             access_log=None,  # ours is one JSON line per request, written by the edge
         )
+
+
+def exact_posts(app: web.Application) -> dict[str, Handler]:
+    """The app's exact POST routes (:data:`~router.edge.EXACT_POSTS`) that the edge server may
+    take without the URL dispatch: all of them when the dispatch would do nothing more than
+    pick their handler (no middleware, no response-prepare signal, no sub-application), else
+    none. A route the app's router would not resolve to its handler is a wiring bug: raised."""
+    exact = app.get(EXACT_POSTS, {})
+    if not exact or app.middlewares or app.on_response_prepare:
+        return {}
+    resources = list(app.router.resources())
+    if any(isinstance(resource, web.PrefixedSubAppResource) for resource in resources):
+        return {}
+    for path, handler in exact.items():
+        first = next((r for r in resources if r.canonical == path), None)
+        posts = [route.handler for route in first or () if route.method in ("POST", "*")]
+        if not isinstance(first, web.PlainResource) or posts[:1] != [handler]:
+            raise RuntimeError(f"exact route POST {path} is not the route the app resolves")
+    return dict(exact)
 
 
 class Refusal(asyncio.Protocol):

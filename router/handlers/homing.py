@@ -80,14 +80,14 @@ async def owned_home(homes: Cached, object_id: object, principal: Principal) -> 
 
 
 async def plan(
-    request: web.Request,
+    app: web.Application,
     payload: Mapping[str, Any],
     principal: Principal,
     model: str,
     chain: tuple[Route, ...],
 ) -> tuple[tuple[Route, ...], Keeper | None]:
     """The routes of a new response (the home's only, for a follow-up) and what records it."""
-    homes = request.app[HOMES]
+    homes = app[HOMES]
     stored = payload.get("store", True) is not False
     keeper = Keeper(homes, principal.key_id) if stored else None
     previous, named = payload.get("previous_response_id"), payload.get("conversation")
@@ -100,7 +100,7 @@ async def plan(
         conversation = named.get("id") if isinstance(named, dict) else named
         home = await owned_home(homes, conversation, principal)
         missing = conversation_not_found(str(conversation))
-    route = request.app[ROUTES].homed("responses", model, home) if home is not None else None
+    route = app[ROUTES].homed("responses", model, home) if home is not None else None
     if route is None:
         raise missing
     return (route,), keeper

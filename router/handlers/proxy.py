@@ -17,7 +17,7 @@ from router.appkeys import METRICS, PROXY, ProxyDeps
 from router.auth import Principal
 from router.cachekey import cache_key
 from router.context import CONTEXT, RequestContext
-from router.edge import edge
+from router.edge import Handler, add_exact_post, edge
 from router.endpoints import ENDPOINTS, Endpoint
 from router.handlers import homing
 from router.handlers.accounts import admit_accounts
@@ -54,9 +54,11 @@ def forward_headers(request: web.Request, request_id: str) -> dict[str, str]:
     return headers
 
 
-async def proxy(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
+async def proxy(
+    request: web.Request, app: web.Application, endpoint: Endpoint
+) -> web.StreamResponse:
     ctx = request[CONTEXT]
-    deps = request.app[PROXY]  # one lookup: request.app is a property over the match info
+    deps = app[PROXY]  # one lookup; not request.app: an exact route's request has no match info
     config = deps.config
     principal = await authenticate(request, deps.auth)
     ctx.key_id = principal.key_id
@@ -69,7 +71,7 @@ async def proxy(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
         ctx.affinity = cache_key(endpoint, payload)
     keep = None
     if endpoint == "responses":  # stored responses have a home (router.handlers.homing)
-        chain, keep = await homing.plan(request, payload, principal, model, chain)
+        chain, keep = await homing.plan(app, payload, principal, model, chain)
     metrics = config.metrics
     ask_usage = stream and metrics.enabled and metrics.stream_usage
     if not principal.unlimited or plans_quota(chain):
@@ -204,25 +206,19 @@ async def _forward(
         reply.close()
 
 
-# Each returns :func:`proxy`'s coroutine: no coroutine frame of its own on the hot path (every
-# resumption of the request walks its whole chain of frames).
-def chat_completions(request: web.Request) -> Coroutine[None, None, web.StreamResponse]:
-    return proxy(request, "chat")
+def _proxying(app: web.Application, endpoint: Endpoint) -> Handler:
+    """The handler of an endpoint: it returns :func:`proxy`'s coroutine, so no coroutine frame
+    of its own is on the hot path (every resumption of the request walks its whole chain)."""
 
+    def handler(request: web.Request) -> Coroutine[None, None, web.StreamResponse]:
+        return proxy(request, app, endpoint)
 
-def embeddings(request: web.Request) -> Coroutine[None, None, web.StreamResponse]:
-    return proxy(request, "embeddings")
-
-
-def responses(request: web.Request) -> Coroutine[None, None, web.StreamResponse]:
-    return proxy(request, "responses")
+    return handler
 
 
 def add_routes(app: web.Application) -> None:
     record = app[METRICS].request_done
-    for handler, endpoint in (
-        (chat_completions, ENDPOINTS["chat"]),
-        (embeddings, ENDPOINTS["embeddings"]),
-        (responses, ENDPOINTS["responses"]),
-    ):
-        app.router.add_post(endpoint.path, edge(handler, endpoint.name, record, path=endpoint.path))
+    for name in ("chat", "embeddings", "responses"):
+        endpoint = ENDPOINTS[name]
+        handler = edge(_proxying(app, name), name, record, path=endpoint.path)
+        add_exact_post(app, endpoint.path, handler)
