@@ -7,7 +7,7 @@ import gzip
 import pytest
 
 from router.upstream.http.errors import BrokenBodyError, ProtocolError
-from router.upstream.http.wire import ResponseReader, encode_request
+from router.upstream.http.wire import HeaderBlock, ResponseReader, encode_request
 
 
 class Recorder:
@@ -34,7 +34,7 @@ class Recorder:
 def parse(*pieces: bytes, eof: bool = False) -> Recorder:
     reader = ResponseReader()
     sink = Recorder()
-    reader.start(sink)
+    reader.sink = sink
     for piece in pieces:
         reader.feed(piece)
     if eof:
@@ -80,6 +80,33 @@ def test_request_refuses_line_breaks_in_headers(value: str) -> None:
         encode_request("POST", "/", "h", {"User-Agent": value}, b"")
 
 
+def test_a_clients_own_headers_come_last_and_win_over_a_requests() -> None:
+    # A backend's credential is encoded once (HeaderBlock) and never sent twice: the
+    # request's header of the same name is dropped.
+    own = HeaderBlock.of({"Authorization": "Bearer up", "User-Agent": "router"})
+    headers = {"User-Agent": "sdk", "Accept": "*/*"}
+    data = encode_request("POST", "/v1/chat", "h", headers, b"{}", own)
+    assert data == (
+        b"POST /v1/chat HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\nAccept: */*\r\n"
+        b"Authorization: Bearer up\r\nUser-Agent: router\r\n"
+        b"Accept-Encoding: identity\r\n\r\n{}"
+    )
+    assert headers == {"User-Agent": "sdk", "Accept": "*/*"}  # the caller's mapping untouched
+
+
+def test_a_clients_own_accept_encoding_is_kept() -> None:
+    own = HeaderBlock.of({"accept-ENCODING": "br"})
+    data = encode_request("POST", "/", "h", {"X-A": "1"}, b"", own)
+    assert b"identity" not in data
+    assert data.endswith(b"X-A: 1\r\naccept-ENCODING: br\r\n\r\n")
+
+
+@pytest.mark.parametrize("headers", [{"X-Key": "a\r\nX-Injected: 1"}, {"X\nKey": "a"}])
+def test_a_clients_own_headers_are_checked_once_made(headers: dict[str, str]) -> None:
+    with pytest.raises(ValueError, match="line break"):
+        HeaderBlock.of(headers)
+
+
 def test_head_fed_one_byte_at_a_time() -> None:
     raw = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Two: a\r\nx-two: b\r\n"
     raw += b"Content-Length: 5\r\n\r\nhello"
@@ -101,7 +128,7 @@ def test_header_names_in_any_case_on_one_connection_past_the_names_it_remembers(
         raw += "".join(f"{name}: {i}\r\n" for i, name in enumerate(names)).encode()
         raw += b"Content-Length: 0\r\n\r\n"
         sink = Recorder()
-        reader.start(sink)
+        reader.sink = sink
         reader.feed(raw)
         assert sink.headers == {
             "content-type": "a, b, \xe9 ",
@@ -158,7 +185,7 @@ def test_interim_head_trailers_and_repeats_split_anywhere_on_a_reused_reader() -
     cuts = [bytewise(raw)] + [[raw[:i], raw[i:]] for i in range(1, len(raw))]
     for pieces in cuts:
         sink = Recorder()
-        reader.start(sink)
+        reader.sink = sink
         for piece in pieces:
             reader.feed(piece)
         assert sink.status == 200
@@ -224,7 +251,7 @@ def test_a_corrupt_gzip_body_is_a_broken_body() -> None:
 
 def test_a_response_nobody_asked_for_is_refused() -> None:
     reader = ResponseReader()
-    reader.start(Recorder())
+    reader.sink = Recorder()
     reader.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na")
     with pytest.raises(ProtocolError):
         reader.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb")

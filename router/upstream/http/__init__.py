@@ -64,7 +64,11 @@ class UpstreamResponse(Protocol):
 
 
 class UpstreamClient(Protocol):
-    """One backend's client: the one seam between the router and the HTTP stack."""
+    """One backend's client: the one seam between the router and the HTTP stack.
+
+    ``headers`` are the request's own: the backend's (its credential) are given to the client
+    when it is made, sent with every request, and win over a request's header of the same name.
+    """
 
     async def request(
         self, method: str, url: str, headers: Mapping[str, str], body: bytes
