@@ -32,7 +32,9 @@ from router.upstream.http.tls import client_context
 
 
 class UpstreamResponse(Protocol):
-    """A response whose head has arrived; ``headers`` have lower-case names."""
+    """A response whose head has arrived; ``headers`` have lower-case names, repeated ones
+    joined by ", ". They are the headers the router reads (content-*, transfer-encoding,
+    retry-after*, x-*, openai-*): the others describe the provider's site and are dropped."""
 
     @property
     def status(self) -> int: ...

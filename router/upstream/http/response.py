@@ -91,7 +91,7 @@ class Response:
         self._stamp = now = loop.time()
         self._gap = limits.idle
         self.status = 0  # until the head arrives
-        self.headers: dict[str, str] = _NO_HEADERS  # lower-case names; repeats joined by ", "
+        self.headers: dict[str, str] = _NO_HEADERS  # as UpstreamResponse.headers says
         # The idle gap (<= first_byte) first: a stream's silence must be caught that early,
         # and before the head the expiry postpones itself to the first-byte deadline.
         timer.set(min(now + min(limits.idle, limits.first_byte), total_at))

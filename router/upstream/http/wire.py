@@ -3,8 +3,9 @@
 :func:`encode_request` writes a request head and body as one ``bytes``; a client's own headers
 (a backend's credential) are a :class:`HeaderBlock`, encoded and checked once. A
 :class:`ResponseReader` feeds received bytes to llhttp (``httptools``, the parser uvicorn uses)
-and reports the final response to its :class:`Sink`: its head, its body as it arrives (decoded
-if the upstream compressed it unasked), its end and whether the connection may be reused.
+and reports the final response to its :class:`Sink`: its head (the headers the router reads),
+its body as it arrives (decoded if the upstream compressed it unasked), its end and whether the
+connection may be reused.
 Interim 1xx answers are skipped (RFC 9110 §15.2: a client must be able to parse one it did not
 expect), chunk extensions are ignored, trailers are read and dropped.
 """
@@ -26,6 +27,13 @@ _DECODED = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate
 # Header names a reader remembers: an upstream sends a few dozen distinct ones; one that makes
 # up new names costs a bounded dict, then the plain decode.
 _NAMES_KEPT = 64
+
+# The response headers a reader keeps, by the start of their lower-case name: all the router
+# reads of an answer. Its framing and content (content-*, transfer-encoding), retry-after(-ms),
+# and the x-* and openai-* ones (request ids, x-ratelimit-* quotas, versions, timings). The
+# others (date, server, connection, cookies, CDN, CORS and security policies: a dozen on an
+# OpenAI answer) describe the provider's site, not the answer: each costs a lookup, no more.
+_KEPT = ("content-", "transfer-encoding", "retry-after", "x-", "openai-")
 
 _ACCEPT_ENCODING_LENGTH = len("accept-encoding")
 
@@ -124,8 +132,8 @@ class ResponseReader:
         self._parser.set_dangerous_leniencies(lenient_spaces_after_chunk_size=True)
         self.sink: Sink | None = None  # until the response it expects has ended
         self._headers: dict[str, str] = {}
-        # The header names this connection's upstream sends, as the keys they become: a dict
-        # lookup instead of a decode and a lower-casing per header (~700 instructions each).
+        # The header names this connection's upstream sends, as the keys they become ("" for
+        # those not kept): a dict lookup instead of a decode and a lower-casing per header.
         self._names: dict[bytes, str] = {}
         self._interim = False
         self._decoder: zlib._Decompress | None = None
@@ -161,6 +169,8 @@ class ResponseReader:
         key = self._names.get(name)
         if key is None:
             key = self._learn(name)
+        if not key:  # a header the router never reads (see _KEPT)
+            return
         headers = self._headers
         if key in headers:
             headers[key] = f"{headers[key]}, {value.decode('latin-1')}"
@@ -228,8 +238,11 @@ class ResponseReader:
         sink.on_end(keep_alive)
 
     def _learn(self, name: bytes) -> str:
-        """A header name as a key: lower-case text (a token is ASCII), remembered as sent."""
+        """A header name as a key: lower-case text (a token is ASCII), or "" for one that is
+        not kept; remembered as sent."""
         key = name.decode().lower()
+        if not key.startswith(_KEPT):
+            key = ""
         if len(self._names) < _NAMES_KEPT:
             self._names[name] = key
         return key
