@@ -48,10 +48,18 @@ def tls_context(config: BackendConfig) -> ResumingContext | None:
     return client_context(ca_file=config.tls.ca_file, verify=config.tls.verify)
 
 
+def backend_headers(config: BackendConfig) -> dict[str, str]:
+    """What the backend is sent with every request: its configured headers, then its
+    credential (which wins over a configured header of the same name)."""
+    provider = PROVIDERS[config.provider]
+    return {**config.headers, **provider.credential_headers(config)}
+
+
 def make_client(
     config: BackendConfig, resolver: Resolver, tls: ResumingContext | None
 ) -> UpstreamClient:
-    """The backend's HTTP client: a keep-alive pool sized by its ``max_inflight``."""
+    """The backend's HTTP client: a keep-alive pool sized by its ``max_inflight``, which sends
+    the backend's own headers (:func:`backend_headers`) with every request."""
     timeouts = config.timeouts
     limits = Limits(
         connect=timeouts.connect,
@@ -66,6 +74,7 @@ def make_client(
         resolver=resolver,
         tls=tls,
         proxy=config.proxy.get_secret_value() if config.proxy is not None else None,
+        headers=backend_headers(config),
     )
 
 
@@ -144,7 +153,7 @@ class Backend:
         }
         # The HTTP endpoints' URLs as the client takes them, made once.
         self.targets = {endpoint: str(url) for endpoint, url in self.urls.items()}
-        self.headers = {**config.headers, **provider.credential_headers(config)}
+        self.headers = backend_headers(config)  # the client sends them: see make_client
         # Every credential this backend is sent, found and hidden in what it sends back; None
         # when it is sent none. Built once here: the relay only asks whether it is None.
         self.scrubber = Scrubber.of(secret_values(config))
@@ -231,15 +240,15 @@ class Backend:
     def post(
         self, endpoint: Endpoint, body: bytes, headers: dict[str, str]
     ) -> Awaitable[UpstreamResponse]:
-        """Start the upstream request; the caller awaits it for the response headers."""
-        headers = {**headers, **self.headers}
+        """Start the upstream request; the caller awaits it for the response headers. The
+        client adds the backend's own headers (they win over ``headers``)."""
         return self.client.request("POST", self.targets[endpoint], headers, body)
 
     def send(
         self, method: str, url: str, body: bytes, headers: dict[str, str]
     ) -> Awaitable[UpstreamResponse]:
         """Start a request to any URL of this backend (a stored response's, a conversation's)."""
-        return self.client.request(method, url, {**headers, **self.headers}, body)
+        return self.client.request(method, url, headers, body)
 
     async def close(self) -> None:
         """Close the backend's idle connections (HTTP and WebSocket clients)."""

@@ -3,12 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
+import socket
 
+from router.upstream.http.connection import Connection
 from router.upstream.http.dns import Address, Resolver
 from router.upstream.http.response import Limits, Response
 from router.upstream.http.timer import LazyTimer
 from tests.http_script import on_uvloop
+
+
+class Home:
+    """Where a connection goes back (the pool's part): records whether it was reusable."""
+
+    def __init__(self) -> None:
+        self.released: list[bool] = []
+
+    def release(self, conn: Connection, reusable: bool) -> None:
+        self.released.append(reusable)
+
+
+def _same(conn: Connection) -> Connection:
+    return conn
 
 
 class Expiry:
@@ -89,16 +106,24 @@ async def test_a_finished_response_is_freed_without_the_cyclic_collector() -> No
     # A response holds its timer, which held the response's bound expiry: a cycle per request
     # that only the cyclic GC freed (its 30 ms pauses were the router's p99 under load).
     loop = asyncio.get_running_loop()
+    home = Home()
     gc.collect()
     gc.disable()
     try:
         for ended in (True, False):  # read to its end; closed early (a client that left)
-            response = Response(loop, Limits(), loop.time())
-            response.on_head(200, {})
+            near, far = socket.socketpair()
+            conn = Connection(home, memoryview(bytearray(1024)))
+            await loop.connect_accepted_socket(functools.partial(_same, conn), near)
+            response = Response(loop, Limits(), loop.time(), conn)
+            conn.send(response, b"GET / HTTP/1.1\r\n\r\n")
+            far.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n{}" % (2 if ended else 5))
+            await response.head()
             if ended:
-                response.on_end(keep_alive=True)
+                assert await response.read() == b"{}"
             response.close()
             del response
+            far.close()
         assert not [obj for obj in gc.get_objects() if type(obj) is Response]
+        assert home.released == [True, False]
     finally:
         gc.enable()

@@ -7,7 +7,7 @@ import gzip
 import pytest
 
 from router.upstream.http.errors import BrokenBodyError, ProtocolError
-from router.upstream.http.wire import ResponseReader, encode_request
+from router.upstream.http.wire import HeaderBlock, ResponseReader, encode_request
 
 
 class Recorder:
@@ -34,7 +34,7 @@ class Recorder:
 def parse(*pieces: bytes, eof: bool = False) -> Recorder:
     reader = ResponseReader()
     sink = Recorder()
-    reader.start(sink)
+    reader.sink = sink
     for piece in pieces:
         reader.feed(piece)
     if eof:
@@ -80,6 +80,33 @@ def test_request_refuses_line_breaks_in_headers(value: str) -> None:
         encode_request("POST", "/", "h", {"User-Agent": value}, b"")
 
 
+def test_a_clients_own_headers_come_last_and_win_over_a_requests() -> None:
+    # A backend's credential is encoded once (HeaderBlock) and never sent twice: the
+    # request's header of the same name is dropped.
+    own = HeaderBlock.of({"Authorization": "Bearer up", "User-Agent": "router"})
+    headers = {"User-Agent": "sdk", "Accept": "*/*"}
+    data = encode_request("POST", "/v1/chat", "h", headers, b"{}", own)
+    assert data == (
+        b"POST /v1/chat HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\nAccept: */*\r\n"
+        b"Authorization: Bearer up\r\nUser-Agent: router\r\n"
+        b"Accept-Encoding: identity\r\n\r\n{}"
+    )
+    assert headers == {"User-Agent": "sdk", "Accept": "*/*"}  # the caller's mapping untouched
+
+
+def test_a_clients_own_accept_encoding_is_kept() -> None:
+    own = HeaderBlock.of({"accept-ENCODING": "br"})
+    data = encode_request("POST", "/", "h", {"X-A": "1"}, b"", own)
+    assert b"identity" not in data
+    assert data.endswith(b"X-A: 1\r\naccept-ENCODING: br\r\n\r\n")
+
+
+@pytest.mark.parametrize("headers", [{"X-Key": "a\r\nX-Injected: 1"}, {"X\nKey": "a"}])
+def test_a_clients_own_headers_are_checked_once_made(headers: dict[str, str]) -> None:
+    with pytest.raises(ValueError, match="line break"):
+        HeaderBlock.of(headers)
+
+
 def test_head_fed_one_byte_at_a_time() -> None:
     raw = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Two: a\r\nx-two: b\r\n"
     raw += b"Content-Length: 5\r\n\r\nhello"
@@ -101,13 +128,43 @@ def test_header_names_in_any_case_on_one_connection_past_the_names_it_remembers(
         raw += "".join(f"{name}: {i}\r\n" for i, name in enumerate(names)).encode()
         raw += b"Content-Length: 0\r\n\r\n"
         sink = Recorder()
-        reader.start(sink)
+        reader.sink = sink
         reader.feed(raw)
         assert sink.headers == {
             "content-type": "a, b, \xe9 ",
             **{name.lower(): str(i) for i, name in enumerate(names)},
             "content-length": "0",
         }
+        assert sink.ended is True
+
+
+def test_only_the_headers_the_router_reads_are_kept() -> None:
+    # Content and framing, retry-after, x-* and openai-*: every header the router reads. The
+    # site's own (a dozen on an OpenAI answer) cost a name lookup and are dropped unread.
+    raw = (
+        b"HTTP/1.1 429 Too Many Requests\r\nDate: Sat, 09 May 2026 07:34:55 GMT\r\n"
+        b"Server: cloudflare\r\nConnection: keep-alive\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n"
+        b"CF-RAY: 8c\r\nAlt-Svc: h3\r\nStrict-Transport-Security: max-age=1\r\nVary: Origin\r\n"
+        b"Content-Type: application/json\r\nRetry-After: 3\r\nretry-after-ms: 2500\r\n"
+        b"X-Request-Id: req_1\r\nx-ratelimit-remaining-requests: 0\r\n"
+        b"openai-processing-ms: 12\r\nOpenAI-Version: 2020-10-01\r\nContent-Length: 2\r\n\r\n{}"
+    )
+    reader = ResponseReader()
+    for _ in range(2):  # learning the names, then knowing them
+        sink = Recorder()
+        reader.sink = sink
+        reader.feed(raw)
+        assert sink.headers == {
+            "content-type": "application/json",
+            "retry-after": "3",
+            "retry-after-ms": "2500",
+            "x-request-id": "req_1",
+            "x-ratelimit-remaining-requests": "0",
+            "openai-processing-ms": "12",
+            "openai-version": "2020-10-01",
+            "content-length": "2",
+        }
+        assert sink.body == b"{}"
         assert sink.ended is True
 
 
@@ -158,11 +215,11 @@ def test_interim_head_trailers_and_repeats_split_anywhere_on_a_reused_reader() -
     cuts = [bytewise(raw)] + [[raw[:i], raw[i:]] for i in range(1, len(raw))]
     for pieces in cuts:
         sink = Recorder()
-        reader.start(sink)
+        reader.sink = sink
         for piece in pieces:
             reader.feed(piece)
         assert sink.status == 200
-        assert sink.headers == {"x-two": "a, b", "link": "c", "transfer-encoding": "chunked"}
+        assert sink.headers == {"x-two": "a, b", "transfer-encoding": "chunked"}
         assert sink.body == b"abc"
         assert sink.ended is True
 
@@ -224,7 +281,7 @@ def test_a_corrupt_gzip_body_is_a_broken_body() -> None:
 
 def test_a_response_nobody_asked_for_is_refused() -> None:
     reader = ResponseReader()
-    reader.start(Recorder())
+    reader.sink = Recorder()
     reader.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na")
     with pytest.raises(ProtocolError):
         reader.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb")

@@ -32,7 +32,9 @@ from router.upstream.http.tls import client_context
 
 
 class UpstreamResponse(Protocol):
-    """A response whose head has arrived; ``headers`` have lower-case names."""
+    """A response whose head has arrived; ``headers`` have lower-case names, repeated ones
+    joined by ", ". They are the headers the router reads (content-*, transfer-encoding,
+    retry-after*, x-*, openai-*): the others describe the provider's site and are dropped."""
 
     @property
     def status(self) -> int: ...
@@ -64,7 +66,11 @@ class UpstreamResponse(Protocol):
 
 
 class UpstreamClient(Protocol):
-    """One backend's client: the one seam between the router and the HTTP stack."""
+    """One backend's client: the one seam between the router and the HTTP stack.
+
+    ``headers`` are the request's own: the backend's (its credential) are given to the client
+    when it is made, sent with every request, and win over a request's header of the same name.
+    """
 
     async def request(
         self, method: str, url: str, headers: Mapping[str, str], body: bytes

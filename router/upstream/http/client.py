@@ -26,7 +26,7 @@ from router.upstream.http.errors import ConnectTimeout, DisconnectedError
 from router.upstream.http.pool import ConnectionPool
 from router.upstream.http.response import Limits, Response
 from router.upstream.http.tls import ResumingContext, client_context
-from router.upstream.http.wire import encode_request
+from router.upstream.http.wire import HeaderBlock, encode_request
 
 _MAX_TARGETS = 1024
 
@@ -35,10 +35,12 @@ class HttpClient:
     """Requests to one origin (``scheme://host:port``) over a keep-alive pool.
 
     ``tls`` is the context for https (default: verified against the system store);
-    ``proxy`` an ``http://[user:pass@]host:port`` egress proxy; ``limit`` bounds the pool.
+    ``proxy`` an ``http://[user:pass@]host:port`` egress proxy; ``limit`` bounds the pool;
+    ``headers`` go with every request (the backend's credential) and win over a request's
+    header of the same name.
     """
 
-    __slots__ = ("_dialer", "_extra", "_host", "_limits", "_loop", "_pool", "_targets", "origin")
+    __slots__ = ("_dialer", "_host", "_limits", "_loop", "_own", "_pool", "_targets", "origin")
 
     def __init__(
         self,
@@ -50,6 +52,7 @@ class HttpClient:
         tls: ResumingContext | None = None,
         proxy: str | None = None,
         keepalive: float = 30.0,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         self._loop = asyncio.get_running_loop()
         self.origin = Origin.of(url)
@@ -61,27 +64,26 @@ class HttpClient:
         self._pool = ConnectionPool(self._loop, self._dialer, limit=limit, keepalive=keepalive)
         self._limits = limits
         self._targets: dict[str, str] = {}
+        own = dict(headers or {})
         # Plain HTTP through a proxy: absolute URIs, and the proxy's credential on each request.
-        self._extra: dict[str, str] = {}
         if egress is not None and self.origin.scheme == "http" and egress.authorization:
-            self._extra["Proxy-Authorization"] = egress.authorization
+            own["Proxy-Authorization"] = egress.authorization
+        self._own = HeaderBlock.of(own)  # encoded once; a line break in one raises here
 
     async def request(
         self, method: str, url: str, headers: Mapping[str, str], body: bytes
     ) -> Response:
         """Send a request; its :class:`Response` once the head has arrived."""
         started = self._loop.time()
-        if self._extra:
-            headers = {**headers, **self._extra}
         target = self._targets.get(url)  # _target's cache, looked up here: no call when known
         if target is None:
             target = self._target(url)
-        data = encode_request(method, target, self._host, headers, body)
+        data = encode_request(method, target, self._host, headers, body, self._own)
         conn = self._pool.take_idle()
         if conn is None:
             conn = await self._connect(started, fresh=False)
         # The first exchange inline (not through _exchange): no coroutine of its own.
-        response = Response(self._loop, self._limits, started)
+        response = Response(self._loop, self._limits, started, conn)
         conn.send(response, data)
         try:
             await response.head()
@@ -97,7 +99,7 @@ class HttpClient:
 
     async def _exchange(self, conn: Connection, data: bytes, started: float) -> Response:
         """Send on a fresh connection; the response once its head has arrived."""
-        response = Response(self._loop, self._limits, started)
+        response = Response(self._loop, self._limits, started, conn)
         conn.send(response, data)
         try:
             await response.head()

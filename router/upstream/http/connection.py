@@ -127,13 +127,11 @@ class Connection(asyncio.BufferedProtocol):
     # The exchange.
 
     def send(self, response: Response, data: bytes) -> None:
-        """Write a request; ``response`` receives what comes back."""
+        """Write a request; ``response`` (made for this connection) receives what comes back."""
         assert self.transport is not None
-        assert self.timer is not None
         self.response = response
         self.received = False
-        self.reader.start(response)
-        response.attach(self, self.timer)
+        self.reader.sink = response
         self.transport.write(data)
 
     def finished(self, keep_alive: bool) -> None:
@@ -150,7 +148,7 @@ class Connection(asyncio.BufferedProtocol):
 
     def abandon(self) -> None:
         """The exchange is given up mid-way: the connection cannot be reused."""
-        self.response = None
+        self.response = self.reader.sink = None
         self.abort()
         self._home.release(self, False)
 

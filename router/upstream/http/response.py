@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 HIGH_WATER = 64 * 1024
 LOW_WATER = 16 * 1024
 
+_NO_HEADERS: dict[str, str] = {}  # the headers of every response until its head (never changed)
+
 
 @dataclass(frozen=True, slots=True)
 class Limits:
@@ -64,34 +66,37 @@ class Response:
         "status",
     )
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, limits: Limits, started: float) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        limits: Limits,
+        started: float,
+        conn: Connection,
+    ) -> None:
+        """The response to a request about to be written on ``conn``: the connection's timer
+        keeps its limits from now on."""
+        timer = conn.timer
+        assert timer is not None  # made with the transport: a connection in use has one
         self._loop = loop
         self._limits = limits
-        self._total_at = started + limits.total if limits.total is not None else math.inf
-        self._timer: LazyTimer | None = None  # the connection's, once attached
-        self._conn: Connection | None = None
+        self._total_at = total_at = started + limits.total if limits.total is not None else math.inf
+        self._conn: Connection | None = conn
+        self._timer: LazyTimer | None = timer
         self._chunks: deque[bytes] = deque()
         self._size = 0
         self._ended = False
         self._error: BaseException | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._whole = False
-        self._stamp = started
+        self._stamp = now = loop.time()
         self._gap = limits.idle
         self.status = 0  # until the head arrives
-        self.headers: dict[str, str] = {}  # lower-case names; repeated headers joined by ", "
-
-    # The client's side.
-
-    def attach(self, conn: Connection, timer: LazyTimer) -> None:
-        """The request was written on ``conn``: wait for the head, with ``timer`` (the
-        connection's) for the limits."""
-        self._conn = conn
-        self._stamp = now = self._loop.time()
-        self._timer = timer
+        self.headers: dict[str, str] = _NO_HEADERS  # as UpstreamResponse.headers says
         # The idle gap (<= first_byte) first: a stream's silence must be caught that early,
         # and before the head the expiry postpones itself to the first-byte deadline.
-        timer.set(min(now + min(self._limits.idle, self._limits.first_byte), self._total_at))
+        timer.set(min(now + min(limits.idle, limits.first_byte), total_at))
+
+    # The client's side.
 
     def head(self) -> asyncio.Future[None]:
         """Await it for the status and headers; it raises what broke the exchange first.
