@@ -13,6 +13,9 @@ from router.sessionstats import SessionStats
 from router.usage import Usage
 
 _random_bits = random.Random().getrandbits
+# A leading 1 above the id's 96 bits: hex() then writes all 24 digits, zeros included, after
+# "0x1", which the prefix replaces (about two thirds of what formatting with "024x" costs).
+_TOP_BIT = 1 << 96
 
 
 class RequestContext:
@@ -48,7 +51,7 @@ class RequestContext:
     def __init__(self, endpoint: str = "") -> None:
         self.endpoint = endpoint
         # A unique id for logs and headers. Not a secret, so no syscall for entropy per request.
-        self.request_id = f"req_{_random_bits(96):024x}"
+        self.request_id = hex(_random_bits(96) | _TOP_BIT).replace("0x1", "req_", 1)
         self.started = time.monotonic()
         self.key_id: str | None = None
         self.priority: Priority = DEFAULT_PRIORITY  # the key's class in a pool's wait queue

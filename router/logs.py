@@ -183,9 +183,6 @@ _FIELDS = (
     "upstream_request_id",
     "duration_ms",
 )
-# Lines are filled into copies of a template: a copy of a dict of known keys and one store per
-# value cost about half of building the dict anew (it grows and rehashes twice on the way).
-_FIELDS_ONLY: dict[str, object] = dict.fromkeys(_FIELDS)
 # The whole line JsonFormatter would write. The process id is read once, not per line:
 # os.getpid() is a system call on glibc >= 2.25, which no longer caches it. A forked child (a
 # worker) reads its own.
@@ -195,54 +192,55 @@ _ACCESS_LINE: dict[str, object] = {
     "logger": access_logger.name,
     "pid": os.getpid(),
     "msg": "request",
-    **_FIELDS_ONLY,
+    **dict.fromkeys(_FIELDS),
 }
 os.register_at_fork(after_in_child=lambda: _ACCESS_LINE.update(pid=os.getpid()))
 
 
+# What JsonFormatter adds to a record's fields: left to it when the line goes through logging.
+_RECORD_KEYS = frozenset(("ts", "level", "logger", "pid", "msg"))
+
+
 def log_access(ctx: RequestContext, method: str, path: str) -> None:
+    """The access line of a finished request: straight to the one :class:`LineHandler` as JSON
+    bytes, without a LogRecord, the logger's walk to the root and the formatter's calls (about
+    half the cost of the line, benchmarks/README.md); through ``logging`` otherwise.
+
+    The line is filled into a copy of its template (a dict of known keys and one store per
+    value cost about half of building it anew, which grows and rehashes it twice), here and
+    not in a helper: a call costs as much as a dozen stores. Milliseconds to 3 places by float
+    arithmetic (rounded half up), not ``round(x, 3)``, which formats the number as digits:
+    ``(x * 1e6 + 0.5) // 1.0 / 1e3`` is ``int(x * 1e6 + 0.5) / 1000`` for any x >= 0 (both
+    divide the same whole number, exactly a float below 2**53, correctly rounded), without
+    the call of ``int``."""
     if not access_logger.isEnabledFor(logging.INFO):
         return
-    handlers = logging.root.handlers
-    if len(handlers) == 1 and type(handlers[0]) is LineHandler and not access_logger.handlers:
-        # The line JsonFormatter would write, without a LogRecord, the logger's walk to the root
-        # and the formatter's calls: about half the cost of the line (benchmarks/README.md).
-        line = _fill(_ACCESS_LINE.copy(), ctx, method, path)
-        line["ts"] = int(time.time() * 1000 + 0.5) / 1000
-        handlers[0].access(orjson.dumps(line))
-        return
-    access_logger.info("request", extra={"fields": access_fields(ctx, method, path)})
-
-
-def access_fields(ctx: RequestContext, method: str, path: str) -> dict[str, object]:
-    """What the access line says about a finished request."""
-    return _fill(_FIELDS_ONLY.copy(), ctx, method, path)
-
-
-def _fill(
-    fields: dict[str, object], ctx: RequestContext, method: str, path: str
-) -> dict[str, object]:
-    """Fill a copy of a template with the request's fields. Milliseconds to 3 places by float
-    arithmetic (rounded half up), not ``round(x, 3)``, which formats the number as digits."""
     now = time.monotonic()
-    fields["request_id"] = ctx.request_id
-    fields["method"] = method
-    fields["path"] = path
-    fields["status"] = ctx.status
-    fields["key_id"] = ctx.key_id
-    fields["model"] = ctx.model
-    fields["served_model"] = ctx.route_model
-    fields["backend"] = ctx.backend
-    fields["attempts"] = ctx.attempts
-    fields["stream"] = ctx.stream
-    fields["outcome"] = ctx.outcome
-    fields["upstream_request_id"] = ctx.upstream_request_id
-    fields["duration_ms"] = int((now - ctx.started) * 1_000_000 + 0.5) / 1000
+    line = _ACCESS_LINE.copy()
+    line["ts"] = (time.time() * 1e3 + 0.5) // 1.0 / 1e3
+    line["request_id"] = ctx.request_id
+    line["method"] = method
+    line["path"] = path
+    line["status"] = ctx.status
+    line["key_id"] = ctx.key_id
+    line["model"] = ctx.model
+    line["served_model"] = ctx.route_model
+    line["backend"] = ctx.backend
+    line["attempts"] = ctx.attempts
+    line["stream"] = ctx.stream
+    line["outcome"] = ctx.outcome
+    line["upstream_request_id"] = ctx.upstream_request_id
+    line["duration_ms"] = ((now - ctx.started) * 1e6 + 0.5) // 1.0 / 1e3
     started = ctx.upstream_started
     first_byte = ctx.upstream_first_byte
     if started is not None and first_byte is not None:
-        fields["ttfb_ms"] = int((first_byte - started) * 1_000_000 + 0.5) / 1000
-        fields["upstream_ms"] = int((now - started) * 1_000_000 + 0.5) / 1000
+        line["ttfb_ms"] = ((first_byte - started) * 1e6 + 0.5) // 1.0 / 1e3
+        line["upstream_ms"] = ((now - started) * 1e6 + 0.5) // 1.0 / 1e3
     if ctx.session is not None:
-        fields.update(ctx.session.log_fields())
-    return fields
+        line.update(ctx.session.log_fields())
+    handlers = logging.root.handlers
+    if len(handlers) == 1 and type(handlers[0]) is LineHandler and not access_logger.handlers:
+        handlers[0].access(orjson.dumps(line))
+        return
+    fields = {name: value for name, value in line.items() if name not in _RECORD_KEYS}
+    access_logger.info("request", extra={"fields": fields})

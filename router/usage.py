@@ -89,16 +89,27 @@ def usage_from_json(body: bytes | None) -> Usage | None:
     object is parsed where it can be found cheaply, not the whole answer. The key found is the
     last ``"usage":`` outside any string: inside a JSON string every quote is escaped, so the
     model's own words cannot forge it. Anything unexpected (no object there, not valid JSON)
-    falls back to parsing the whole answer."""
+    falls back to parsing the whole answer.
+
+    OpenAI's compact shape is read first, in this frame (a call costs more than the search): the
+    object ends at the first ``}}`` after its brace, with both braces (its last member an
+    object: ``completion_tokens_details``) or the first (the answer's own brace follows). A
+    strict parse that starts at an object's brace succeeds only on exactly that object, so a
+    slice that parses is the object."""
     if not body:
         return None
     at = body.rfind(_USAGE_KEY)
     if at < 0:
         return None  # no usage key anywhere in the answer
     start = at + len(_USAGE_KEY)
-    usage = _compact_object_at(body, start)
-    if usage is None and len(body) > _PARSED_WHOLE:
-        usage = _object_at(body, start)
+    close = body.find(b"}}", start) if body[start : start + 1] == b"{" else -1
+    if close >= 0:
+        for end in (close + 2, close + 1):
+            try:
+                return usage_of(orjson.loads(body[start:end]))
+            except orjson.JSONDecodeError:
+                continue
+    usage = _object_at(body, start) if len(body) > _PARSED_WHOLE else None
     if usage is not None:
         return usage_of(usage)
     try:
@@ -106,25 +117,6 @@ def usage_from_json(body: bytes | None) -> Usage | None:
     except orjson.JSONDecodeError:
         return None
     return usage_of(answer.get("usage")) if isinstance(answer, dict) else None
-
-
-def _compact_object_at(body: bytes, start: int) -> dict[str, Any] | None:
-    """The object at ``start`` in OpenAI's compact shape: it ends at the first ``}}`` after it,
-    with both braces (its last member an object: ``completion_tokens_details``) or the first
-    (the answer's own brace follows). A strict parse that starts at an object's brace succeeds
-    only on exactly that object, so a slice that parses is the object; else None."""
-    if body[start : start + 1] != b"{":
-        return None
-    close = body.find(b"}}", start)
-    if close < 0:
-        return None
-    for end in (close + 2, close + 1):
-        try:
-            value = orjson.loads(body[start:end])
-        except orjson.JSONDecodeError:
-            continue
-        return value if isinstance(value, dict) else None
-    return None
 
 
 def _object_at(body: bytes, start: int) -> dict[str, Any] | None:

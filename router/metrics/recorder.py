@@ -184,21 +184,11 @@ class Metrics:
 
     def request_done(self, ctx: RequestContext) -> None:
         """Count one finished request (called once, by the edge, however it ended)."""
-        now = time.monotonic()
         model = ctx.route_model or ctx.model or ""
         if model not in self._models:  # a client's unknown model never becomes a label
             model = ""
         key = (ctx.endpoint, model, ctx.backend or "", ctx.status, ctx.stream)
-        series = self._series.get(key) or self._bind(key)
-        started = ctx.upstream_started
-        waited = None if started is None else (ctx.upstream_done or now) - started
-        series.done(now - ctx.started, waited, ctx.usage)
-        backend = series.backend
-        if backend is not None:
-            if ctx.session is not None:
-                backend.realtime.ended(ctx.session)
-            elif ctx.stream:
-                series.stream_done(ctx, now)
+        (self._series.get(key) or self._bind(key)).done(ctx, time.monotonic())
         if ctx.affinity_hit is not None:
             self._affinity[model, ctx.affinity_hit].inc()
         if self._keys is not None and ctx.key_id is not None:

@@ -19,7 +19,6 @@ from router.context import RequestContext
 from router.metrics.cells import CounterCell, CounterChild, HistogramCell, HistogramChild
 from router.metrics.instruments import Instruments
 from router.outcomes import STREAM_OUTCOMES, Outcome
-from router.usage import Usage
 
 if TYPE_CHECKING:
     from router.metrics.recorder import BackendMetrics
@@ -48,27 +47,35 @@ class Series:
         }
         self.backend = backend
 
-    def done(self, total: float, waited: float | None, usage: Usage | None) -> None:
-        """A request that took ``total`` seconds, ``waited`` of them on upstreams (None: no
-        upstream was tried), and used ``usage``."""
+    def done(self, ctx: RequestContext, now: float) -> None:
+        """A request finished at ``now``: its count, duration, the part of it spent on
+        upstreams (if one was tried) and the rest; its backend's tokens, and a stream's or a
+        realtime session's own series."""
+        total = now - ctx.started
         self.requests.inc()
         self.duration.observe(total)
-        if waited is not None:
+        started = ctx.upstream_started
+        if started is not None:
+            waited = (ctx.upstream_done or now) - started
             self.upstream.observe(waited)
             total -= waited
         self.overhead.observe(max(0.0, total))
         backend = self.backend
-        if backend is not None and usage is not None:
+        if backend is None:
+            return
+        usage = ctx.usage
+        if usage is not None:
             backend.tokens_in.inc(usage.input)
             backend.tokens_out.inc(usage.output)
             if usage.cached:
                 backend.tokens_cached.inc(usage.cached)
+        if ctx.session is not None:
+            backend.realtime.ended(ctx.session)
+        elif ctx.stream:
+            self._stream_done(backend, ctx, now)
 
-    def stream_done(self, ctx: RequestContext, now: float) -> None:
-        """The stream's outcome, length, time to first token and per further token (called
-        only when the series has a backend)."""
-        backend = self.backend
-        assert backend is not None
+    def _stream_done(self, backend: BackendMetrics, ctx: RequestContext, now: float) -> None:
+        """The stream's outcome, length, time to first token and per further token."""
         counter = self.streams.get(ctx.outcome)
         if counter is not None:
             counter.inc()
@@ -135,13 +142,16 @@ class CellSeries:
                 _cell(backend.tpot, HistogramCell),
             )
 
-    def done(self, total: float, waited: float | None, usage: Usage | None) -> None:
-        """As :meth:`Series.done`."""
+    def done(self, ctx: RequestContext, now: float) -> None:
+        """As :meth:`Series.done`, a stream's series included: one frame."""
+        total = now - ctx.started
         self.requests.value += 1
         cell = self.duration
         cell.counts[bisect_left(cell.bounds, total)] += 1
         cell.sum += total
-        if waited is not None:
+        started = ctx.upstream_started
+        if started is not None:
+            waited = (ctx.upstream_done or now) - started
             cell = self.upstream
             cell.counts[bisect_left(cell.bounds, waited)] += 1
             cell.sum += waited
@@ -150,16 +160,22 @@ class CellSeries:
         cell = self.overhead
         cell.counts[bisect_left(cell.bounds, overhead)] += 1
         cell.sum += overhead
-        tokens = self.tokens
-        if tokens is not None and usage is not None:
+        backend = self.backend
+        if backend is None:
+            return
+        usage = ctx.usage
+        tokens = self.tokens  # bound with the backend, as are the stream cells
+        if usage is not None and tokens is not None:
             tokens_in, tokens_out, tokens_cached = tokens
             tokens_in.value += usage.input
             tokens_out.value += usage.output
             if usage.cached:
                 tokens_cached.value += usage.cached
-
-    def stream_done(self, ctx: RequestContext, now: float) -> None:
-        """As :meth:`Series.stream_done`."""
+        if ctx.session is not None:
+            backend.realtime.ended(ctx.session)
+            return
+        if not ctx.stream:
+            return
         counter = self.streams.get(ctx.outcome)
         if counter is not None:
             counter.value += 1
@@ -176,7 +192,6 @@ class CellSeries:
         seconds = first - ctx.started
         ttft.counts[bisect_left(ttft.bounds, seconds)] += 1
         ttft.sum += seconds
-        usage = ctx.usage
         if usage is not None and usage.output > 1:
             seconds = (end - first) / (usage.output - 1)
             tpot.counts[bisect_left(tpot.bounds, seconds)] += 1
