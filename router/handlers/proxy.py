@@ -28,7 +28,7 @@ from router.handlers.common import (
     parse_request,
     read_body,
 )
-from router.upstream.forward import Forwarder, HttpAttempt
+from router.upstream.forward import HttpAttempt
 from router.upstream.relay import relay
 from router.upstream.route import Route, plans_quota
 from router.upstream.streamtap import StreamTap
@@ -72,68 +72,50 @@ async def proxy(
     keep = None
     if endpoint == "responses":  # stored responses have a home (router.handlers.homing)
         chain, keep = await homing.plan(app, payload, principal, model, chain)
-    metrics = config.metrics
-    ask_usage = stream and metrics.enabled and metrics.stream_usage
     if not principal.unlimited or plans_quota(chain):
         # Key limits, or accounts whose quotas the pick plans with: the token estimate is needed.
         ctx.tokens = estimate_tokens(payload, body, endpoint, config.estimate)
     if not principal.unlimited or chain[0].declares:
-        return await _admitted(request, deps, principal, endpoint, chain, payload, body, keep)
-    strip = False
-    if ask_usage:
-        payload, body, strip = _asking_usage(endpoint, payload, body)
+        return await _admitted(
+            request, deps, ctx, principal, endpoint, chain, payload, body, stream=stream, keep=keep
+        )
     return await _forward(
-        request,
-        deps.forwarder,
-        ctx,
-        endpoint,
-        chain,
-        payload,
-        body,
-        charge=None,
-        count=metrics.enabled,
-        strip=strip,
-        keep=keep,
+        request, deps, ctx, endpoint, chain, payload, body, stream=stream, keep=keep, charge=None
     )
 
 
 async def _admitted(
     request: web.Request,
     deps: ProxyDeps,
+    ctx: RequestContext,
     principal: Principal,
     endpoint: Endpoint,
     chain: tuple[Route, ...],
     payload: dict[str, Any],
     body: bytes,
+    *,
+    stream: bool,
     keep: homing.Keeper | None,
 ) -> web.StreamResponse:
     """Forward under admission: the key's limits, or the declared quota of the account the
     pick plans with (refused with 429 here), settled with the real usage in one finally."""
-    ctx = request[CONTEXT]
     limiter = deps.limiter
     if chain[0].declares:
         charge = await admit_accounts(limiter, principal, chain[0], ctx, deps.metrics)
     else:
         charge = await admit(limiter, principal, ctx.tokens, ctx.request_id, deps.metrics)
     try:
-        metrics = deps.config.metrics
-        strip = False
-        if payload.get("stream") is True and (
-            charge.wants_usage or (metrics.enabled and metrics.stream_usage)
-        ):
-            payload, body, strip = _asking_usage(endpoint, payload, body)
         return await _forward(
             request,
-            deps.forwarder,
+            deps,
             ctx,
             endpoint,
             chain,
             payload,
             body,
-            charge=charge,
-            count=True,
-            strip=strip,
+            stream=stream,
             keep=keep,
+            charge=charge,
         )
     finally:
         await finish(limiter, charge)
@@ -167,27 +149,33 @@ def _with_usage_bytes(payload: dict[str, Any], body: bytes) -> bytes | None:
 
 async def _forward(
     request: web.Request,
-    forwarder: Forwarder,
+    deps: ProxyDeps,
     ctx: RequestContext,
     endpoint: Endpoint,
     chain: tuple[Route, ...],
     payload: dict[str, Any],
     body: bytes,
     *,
+    stream: bool,
+    keep: homing.Keeper | None,
     charge: Charge | None,
-    count: bool,
-    strip: bool,
-    keep: homing.Keeper | None = None,
 ) -> web.StreamResponse:
     """Forward (with retries and fallbacks), relay, and free the backend slot in one finally.
 
-    With ``count``, the upstream's token usage is read (the tap for streams, the JSON body
-    otherwise) for the metrics and the key's ``charge``; with ``strip``, the relay removes the
-    usage chunk the router asked for and the client did not; ``keep`` records the home of a
-    stored response before the client sees its id."""
+    The upstream's token usage is read (the tap for streams, the JSON body otherwise) for the
+    metrics and the key's ``charge``, if either wants it; a stream is asked for its usage chunk
+    then, which the relay removes again where the client did not ask for it. ``keep`` records
+    the home of a stored response before the client sees its id."""
+    metrics = deps.config.metrics
+    count = charge is not None or metrics.enabled
+    strip = False
+    if stream and (
+        (metrics.enabled and metrics.stream_usage) or (charge is not None and charge.wants_usage)
+    ):
+        payload, body, strip = _asking_usage(endpoint, payload, body)
     headers = forward_headers(request, ctx.request_id)
     attempt = HttpAttempt(payload, body, headers)
-    reply = await forwarder.forward(chain, attempt, ctx)
+    reply = await deps.forwarder.forward(chain, attempt, ctx)
     try:
         if keep is not None:
             await keep(reply, ctx)
